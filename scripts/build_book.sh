@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Set up .venv, execute every chapter in full mode and render the site to _build/html.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+export BOOK_MODE="${BOOK_MODE:-full}"
+export MPLBACKEND=Agg
+.venv/bin/jupyter-book build . -W -n --keep-going
+echo "The book is in _build/html/index.html"
