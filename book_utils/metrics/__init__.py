@@ -1,0 +1,40 @@
+"""The book's sample-quality metrics, written from their definitions.
+
+``core`` holds the metrics on feature vectors; ``features`` turns MNIST images into the
+feature space of the book's classifier; :func:`score_samples` runs them all at once, as
+``python -m book_utils.metrics SAMPLES`` does.
+"""
+
+from book_utils.metrics.core import (
+    class_score,
+    fid,
+    frechet_distance,
+    gaussian_statistics,
+    kid,
+    mean_and_standard_error,
+    mmd2_unbiased,
+    nearest_neighbours,
+    parzen_log_likelihood,
+    precision_recall,
+    select_parzen_sigma,
+)
+from book_utils.metrics.features import check_images, extract, load_classifier
+from book_utils.metrics.score import score_samples
+
+__all__ = [
+    "check_images",
+    "class_score",
+    "extract",
+    "fid",
+    "frechet_distance",
+    "gaussian_statistics",
+    "kid",
+    "load_classifier",
+    "mean_and_standard_error",
+    "mmd2_unbiased",
+    "nearest_neighbours",
+    "parzen_log_likelihood",
+    "precision_recall",
+    "score_samples",
+    "select_parzen_sigma",
+]

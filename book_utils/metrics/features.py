@@ -1,0 +1,79 @@
+"""From images to the feature space of the book's MNIST classifier.
+
+:func:`check_images` validates what a reader hands to a metric, :func:`load_classifier`
+loads the committed classifier checkpoint, and :func:`extract` returns penultimate-layer
+features and class probabilities for a batch of images.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from book_utils.checkpoint import load_checkpoint
+from book_utils.models.classifier import ClassifierConfig, MnistClassifier
+
+CHECKPOINT_DIR = Path(__file__).resolve().parent.parent / "checkpoints"
+CLASSIFIER_CHECKPOINT = CHECKPOINT_DIR / "mnist_classifier.pt"
+CLASSIFIER_NAME = "mnist_classifier"
+
+
+def check_images(images: torch.Tensor, name: str = "images") -> torch.Tensor:
+    """Validate MNIST-shaped images and return them as float (N, 1, 28, 28) in [-1, 1].
+
+    Accepted: uint8 in [0, 255], or float in [0, 1]; shaped (N, 28, 28) or (N, 1, 28, 28).
+    """
+    if not isinstance(images, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(images).__name__}")
+    if images.ndim == 3:
+        images = images.unsqueeze(1)
+    if images.ndim != 4 or tuple(images.shape[1:]) != (1, 28, 28):
+        raise ValueError(
+            f"{name} must be shaped (N, 28, 28) or (N, 1, 28, 28), got {tuple(images.shape)}"
+        )
+    if len(images) == 0:
+        raise ValueError(f"{name} is empty")
+    if images.dtype == torch.uint8:
+        x = images.float() / 255
+    elif images.is_floating_point():
+        if not torch.isfinite(images).all():
+            raise ValueError(f"{name} contains NaN or inf; check the model that produced them")
+        low, high = float(images.min()), float(images.max())
+        if low < -1e-6 or high > 1 + 1e-6:
+            raise ValueError(
+                f"float {name} must lie in [0, 1], got values in [{low:.3g}, {high:.3g}]; "
+                "map generator outputs in [-1, 1] with (x + 1) / 2 first"
+            )
+        x = images.float().clamp(0, 1)
+    else:
+        raise ValueError(f"{name} must be uint8 in [0, 255] or float in [0, 1], got {images.dtype}")
+    return x * 2 - 1  # the classifier sees [-1, 1], like the GAN generators' outputs
+
+
+def load_classifier(
+    path: str | Path = CLASSIFIER_CHECKPOINT, device: str | torch.device = "cpu"
+) -> MnistClassifier:
+    """The trained MNIST classifier, in eval mode, from its committed checkpoint."""
+    config = ClassifierConfig()
+    state = load_checkpoint(path, model_name=CLASSIFIER_NAME, config=config)
+    model = MnistClassifier(config)
+    model.load_state_dict(state["model"])
+    return model.to(device).eval()
+
+
+@torch.no_grad()
+def extract(
+    images: torch.Tensor,
+    classifier: MnistClassifier,
+    batch_size: int = 1000,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Features (N, feature_dim) and class probabilities (N, 10) of a set of images."""
+    x = check_images(images)
+    device = next(classifier.parameters()).device
+    features, probs = [], []
+    for batch in torch.split(x, batch_size):
+        h = classifier.features(batch.to(device))
+        features.append(h.float().cpu())
+        probs.append(torch.softmax(classifier.head(h), dim=1).float().cpu())
+    return torch.cat(features), torch.cat(probs)
