@@ -4,6 +4,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 export BOOK_MODE="${BOOK_MODE:-full}"
-export MPLBACKEND=Agg
 .venv/bin/jupyter-book build . -W -n --keep-going
 echo "The book is in _build/html/index.html"

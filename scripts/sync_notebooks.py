@@ -23,7 +23,8 @@ NOTEBOOKS = ROOT / "notebooks"
 def notebook_text(source: Path) -> str:
     """The exact .ipynb text generated from one MyST chapter."""
     notebook = jupytext.read(source)
-    for cell in notebook.cells:
+    for index, cell in enumerate(notebook.cells):
+        cell.id = f"cell-{index:03d}"  # stable ids, so regenerating changes nothing
         if cell.cell_type == "code":
             cell.outputs = []
             cell.execution_count = None
