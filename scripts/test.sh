@@ -5,5 +5,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-.venv/bin/ruff check book_utils tests scripts benchmarks
+.venv/bin/ruff check .
 BOOK_MODE=smoke .venv/bin/python -m pytest tests notebooks --nbval-lax --nbval-current-env "$@"
