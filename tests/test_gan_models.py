@@ -1,0 +1,175 @@
+"""The GANs of chapters 02 and 03: shapes, logits, sampling, one training step, DCGAN rules."""
+
+import re
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from book_utils.losses import discriminator_loss, generator_loss_nonsaturating
+from book_utils.models.dcgan import DCGANConfig, DCGANDiscriminator, DCGANGenerator
+from book_utils.models.mlp_gan import MLPDiscriminator, MLPGANConfig, MLPGenerator
+
+ROOT = Path(__file__).resolve().parent.parent
+
+SMALL = {
+    "mlp": (
+        MLPGANConfig(latent_dim=8, g_hidden=(32, 64), d_hidden=(64, 32)),
+        MLPGenerator,
+        MLPDiscriminator,
+    ),
+    "dcgan": (
+        DCGANConfig(latent_dim=8, g_channels=8, d_channels=8),
+        DCGANGenerator,
+        DCGANDiscriminator,
+    ),
+}
+
+
+def build(kind: str, seed: int = 0) -> tuple[nn.Module, nn.Module, object]:
+    config, g_cls, d_cls = SMALL[kind]
+    torch.manual_seed(seed)
+    return g_cls(config), d_cls(config), config
+
+
+@pytest.mark.parametrize("kind", SMALL)
+def test_generator_makes_images_in_signed_unit_range(kind):
+    G, _, config = build(kind)
+    z = 5 * torch.randn(6, config.latent_dim)  # large z pushes tanh to its limits
+    x = G(z)
+    assert x.shape == (6, 1, 28, 28)
+    assert x.min() >= -1 and x.max() <= 1
+
+
+@pytest.mark.parametrize("kind", SMALL)
+def test_discriminator_returns_one_unbounded_logit_per_image(kind):
+    _, D, _ = build(kind)
+    x = torch.rand(5, 1, 28, 28) * 2 - 1
+    logits = D(x)
+    assert logits.shape == (5,)
+    # Logits, not probabilities: a sigmoid at the end would keep them in [0, 1]. Scaling up
+    # the last layer must be able to push them far outside that range.
+    last = [m for m in D.modules() if isinstance(m, (nn.Linear, nn.Conv2d))][-1]
+    with torch.no_grad():
+        last.weight.mul_(1000)
+    D.eval()
+    big = D(x)
+    assert big.abs().max() > 1.5
+    assert not any(isinstance(m, nn.Sigmoid) for m in D.modules())
+
+
+@pytest.mark.parametrize("kind", SMALL)
+def test_sample_is_reproducible_and_leaves_the_mode_alone(kind):
+    G, _, _ = build(kind)
+    G.train()
+    a = G.sample(4, generator=torch.Generator().manual_seed(7))
+    b = G.sample(4, generator=torch.Generator().manual_seed(7))
+    c = G.sample(4, generator=torch.Generator().manual_seed(8))
+    assert a.shape == (4, 1, 28, 28)
+    assert torch.equal(a, b)
+    assert not torch.equal(a, c)
+    assert G.training, "sample() restores train mode"
+    assert not a.requires_grad
+
+
+@pytest.mark.parametrize("kind", SMALL)
+def test_one_training_step_changes_parameters_with_finite_losses(kind):
+    G, D, config = build(kind)
+    opt_g = torch.optim.Adam(G.parameters(), lr=1e-3, betas=(0.5, 0.999))
+    opt_d = torch.optim.Adam(D.parameters(), lr=1e-3, betas=(0.5, 0.999))
+    g_before = [p.detach().clone() for p in G.parameters()]
+    d_before = [p.detach().clone() for p in D.parameters()]
+    x = torch.rand(16, 1, 28, 28) * 2 - 1
+    z = torch.randn(16, config.latent_dim)
+    x_fake = G(z)
+    loss_d = discriminator_loss(D(x), D(x_fake.detach()))
+    opt_d.zero_grad()
+    loss_d.backward()
+    opt_d.step()
+    loss_g = generator_loss_nonsaturating(D(x_fake))
+    opt_g.zero_grad()
+    loss_g.backward()
+    opt_g.step()
+    assert torch.isfinite(loss_d) and torch.isfinite(loss_g)
+    assert all(not torch.equal(a, b) for a, b in zip(g_before, G.parameters(), strict=True))
+    assert all(not torch.equal(a, b) for a, b in zip(d_before, D.parameters(), strict=True))
+
+
+def test_default_configs_build():
+    for G, D, cfg in [
+        (MLPGenerator(), MLPDiscriminator(), MLPGANConfig()),
+        (DCGANGenerator(), DCGANDiscriminator(), DCGANConfig()),
+    ]:
+        x = G(torch.randn(2, cfg.latent_dim))
+        assert x.shape == (2, 1, 28, 28)
+        assert D(x).shape == (2,)
+
+
+# --------------------------------------------------------------------------- DCGAN rules
+def layers(module: nn.Module) -> list[nn.Module]:
+    """The leaf modules in the order they run (both DCGAN nets are sequential)."""
+    return [m for m in module.modules() if len(list(m.children())) == 0]
+
+
+def test_dcgan_has_no_pooling_and_resamples_with_strides():
+    G, D, _ = build("dcgan")
+    for net in (G, D):
+        for m in layers(net):
+            assert not isinstance(
+                m,
+                (
+                    nn.MaxPool2d,
+                    nn.AvgPool2d,
+                    nn.AdaptiveAvgPool2d,
+                    nn.AdaptiveMaxPool2d,
+                    nn.Upsample,
+                ),
+            )
+    assert sum(isinstance(m, nn.ConvTranspose2d) and m.stride == (2, 2) for m in layers(G)) == 2
+    assert sum(isinstance(m, nn.Conv2d) and m.stride == (2, 2) for m in layers(D)) == 2
+
+
+def test_dcgan_batch_norm_placement_and_activations():
+    G, D, _ = build("dcgan")
+    g, d = layers(G), layers(D)
+    # G: tanh output straight after the last transposed convolution, no batch norm there.
+    assert isinstance(g[-1], nn.Tanh) and isinstance(g[-2], nn.ConvTranspose2d)
+    assert sum(isinstance(m, nn.BatchNorm2d) for m in g) == 2
+    assert all(isinstance(m, (nn.ReLU, nn.Tanh)) for m in g if not _is_weight_layer(m))
+    # D: its input convolution is followed directly by LeakyReLU(0.2), no batch norm.
+    assert isinstance(d[0], nn.Conv2d) and isinstance(d[1], nn.LeakyReLU)
+    assert sum(isinstance(m, nn.BatchNorm2d) for m in d) == 1
+    assert all(m.negative_slope == 0.2 for m in d if isinstance(m, nn.LeakyReLU))
+    assert not any(isinstance(m, nn.ReLU) for m in d)
+    # No fully connected hidden layers: G's one Linear is the projection of z; D has none.
+    assert [m for m in g if isinstance(m, nn.Linear)] == [G.project]
+    assert not any(isinstance(m, nn.Linear) for m in d)
+
+
+def _is_weight_layer(m: nn.Module) -> bool:
+    return isinstance(m, (nn.Linear, nn.Conv2d, nn.ConvTranspose2d, nn.BatchNorm2d))
+
+
+def test_dcgan_weights_start_from_n_0_002():
+    G = DCGANGenerator(DCGANConfig())
+    w = torch.cat([m.weight.flatten() for m in layers(G) if isinstance(m, nn.ConvTranspose2d)])
+    assert abs(w.mean().item()) < 2e-3
+    assert w.std().item() == pytest.approx(0.02, rel=0.05)
+    bn = torch.cat([m.weight.flatten() for m in layers(G) if isinstance(m, nn.BatchNorm2d)])
+    assert bn.mean().item() == pytest.approx(1.0, abs=0.01)
+
+
+def test_dcgan_source_states_every_shape():
+    source = (ROOT / "book_utils" / "models" / "dcgan.py").read_text()
+    for shape in ("(B, 2c, 7, 7)", "(B, c, 14, 14)", "(B, 1, 28, 28)"):
+        assert shape in source
+
+
+@pytest.mark.parametrize("chapter", ["02_mlp_gan.md", "03_dcgan.md"])
+def test_chapter_training_step_states_its_objectives(chapter):
+    """The banner above each update names the objective it optimises."""
+    text = (ROOT / "chapters" / chapter).read_text()
+    assert re.search(r"# D step: max_D E\[log D\(x\)\] \+ E\[log\(1 - D\(G\(z\)\)\)\]", text)
+    assert re.search(r"# G step: max_G E\[log D\(G\(z\)\)\]  \(non-saturating", text)
+    assert "discriminator_loss(" in text and "generator_loss_nonsaturating(" in text
