@@ -21,6 +21,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from book_utils.models.sampling import sample_generator
+
 
 @dataclass(frozen=True)
 class DCGANConfig:
@@ -73,20 +75,8 @@ class DCGANGenerator(nn.Module):
         return self.net(h)  # (B, 2c, 7, 7) -> (B, c, 14, 14) -> (B, 1, 28, 28)
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """n images G(z), z ~ N(0, I) drawn with ``generator`` (on the CPU), no gradients.
-
-        G runs in eval mode, so batch norm uses its running statistics: a sample does not
-        depend on the other samples of its batch.
-        """
-        z = torch.randn(n, self.config.latent_dim, generator=generator)  # (n, latent_dim)
-        device = next(self.parameters()).device
-        was_training = self.training
-        self.eval()
-        try:
-            with torch.no_grad():
-                return self(z.to(device))  # (n, 1, 28, 28)
-        finally:
-            self.train(was_training)
+        """n images G(z), z ~ N(0, I) drawn with ``generator``, in eval mode, no gradients."""
+        return sample_generator(self, n, self.config.latent_dim, generator)  # (n, 1, 28, 28)
 
 
 class DCGANDiscriminator(nn.Module):

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from book_utils.models.sampling import sample_generator
+
 IMAGE_SHAPE = (1, 28, 28)  # (channels, height, width) of an MNIST image
 NUM_PIXELS = 28 * 28
 
@@ -55,16 +57,8 @@ class MLPGenerator(nn.Module):
         return x.view(-1, *IMAGE_SHAPE)  # (B, 1, 28, 28)
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """n images G(z), z ~ N(0, I) drawn with ``generator`` (on the CPU), no gradients."""
-        z = torch.randn(n, self.config.latent_dim, generator=generator)  # (n, latent_dim)
-        device = next(self.parameters()).device
-        was_training = self.training
-        self.eval()
-        try:
-            with torch.no_grad():
-                return self(z.to(device))  # (n, 1, 28, 28)
-        finally:
-            self.train(was_training)
+        """n images G(z), z ~ N(0, I) drawn with ``generator``, in eval mode, no gradients."""
+        return sample_generator(self, n, self.config.latent_dim, generator)  # (n, 1, 28, 28)
 
 
 class MLPDiscriminator(nn.Module):
