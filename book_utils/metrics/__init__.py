@@ -19,9 +19,11 @@ from book_utils.metrics.core import (
     select_parzen_sigma,
 )
 from book_utils.metrics.features import check_images, extract, load_classifier
+from book_utils.metrics.memorisation import MemorisationReport, memorisation_check
 from book_utils.metrics.score import score_samples
 
 __all__ = [
+    "MemorisationReport",
     "check_images",
     "class_score",
     "extract",
@@ -31,6 +33,7 @@ __all__ = [
     "kid",
     "load_classifier",
     "mean_and_standard_error",
+    "memorisation_check",
     "mmd2_unbiased",
     "nearest_neighbours",
     "parzen_log_likelihood",

@@ -172,9 +172,15 @@ def class_score(probs: torch.Tensor, splits: int = 10) -> tuple[float, float]:
 
 
 # --------------------------------------------------------------------------- neighbours
-def pairwise_distances(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Euclidean distances between every row of a and every row of b, (len(a), len(b))."""
-    a, b = a.double(), b.double()
+def pairwise_distances(
+    a: torch.Tensor, b: torch.Tensor, dtype: torch.dtype = torch.float32
+) -> torch.Tensor:
+    """Euclidean distances between every row of a and every row of b, (len(a), len(b)).
+
+    float32 is plenty to rank neighbours and is twice as fast as float64 on a CPU; the
+    Parzen estimate, which exponentiates squared distances, asks for float64.
+    """
+    a, b = a.to(dtype), b.to(dtype)
     squared = (a * a).sum(1, keepdim=True) - 2 * a @ b.T + (b * b).sum(1)
     return squared.clamp(min=0).sqrt()
 
@@ -242,7 +248,7 @@ def parzen_log_likelihood(
     log_norm = math.log(m) + 0.5 * dim * math.log(2 * math.pi * sigma**2)
     out = []
     for chunk in torch.split(x, chunk_size):
-        sq = pairwise_distances(chunk, centres) ** 2
+        sq = pairwise_distances(chunk, centres, dtype=torch.float64) ** 2
         out.append(torch.logsumexp(-sq / (2 * sigma**2), dim=1) - log_norm)
     return torch.cat(out)
 
