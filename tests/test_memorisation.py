@@ -32,7 +32,7 @@ def baseline(mnist, train):
 def test_distances_match_brute_force(mnist, train):
     queries = mnist.x_test[:50]
     distances, indices = nearest_training_images(queries, train, chunk_size=16)
-    brute = torch.cdist(to_pixels(queries), to_pixels(train))  # (50, NUM_TRAIN)
+    brute = torch.cdist(to_pixels(queries).double(), to_pixels(train).double())  # (50, NUM_TRAIN)
     assert torch.allclose(distances.double(), brute.min(1).values, atol=1e-4)
     assert torch.equal(indices, brute.argmin(1))
 

@@ -31,11 +31,11 @@ from book_utils.metrics.features import check_images
 
 
 def to_pixels(images: torch.Tensor, name: str = "images") -> torch.Tensor:
-    """MNIST images (uint8, or float in [0, 1]) as (N, 784) float64 pixels in [0, 1]."""
+    """MNIST images (uint8, or float in [0, 1]) as (N, 784) float32 pixels in [0, 1]."""
     x = check_images(images, name)  # validated, (N, 1, 28, 28) in [-1, 1]
     if images.dtype == torch.uint8:
-        return images.reshape(len(images), -1).double() / 255  # exact for uint8
-    return ((x.double() + 1) / 2).flatten(1)  # (N, 784)
+        return images.reshape(len(images), -1).float() / 255  # (N, 784)
+    return ((x + 1) / 2).flatten(1)  # (N, 784)
 
 
 def nearest_training_images(
@@ -52,14 +52,14 @@ def nearest_training_images(
 
 
 def _as_pixels(x: torch.Tensor, name: str) -> torch.Tensor:
-    """Images -> (N, 784) float64 pixels; pixels already flattened pass after a range check."""
+    """Images -> (N, 784) float32 pixels; pixels already flattened pass after a range check."""
     if isinstance(x, torch.Tensor) and x.ndim == 2 and x.shape[1] == 28 * 28:
         if not x.is_floating_point() or x.numel() == 0 or x.min() < 0 or x.max() > 1:
             raise ValueError(
                 f"flattened {name} must be float pixels in [0, 1] shaped (N, 784); "
                 "pass images shaped (N, 28, 28) instead, or use to_pixels"
             )
-        return x.double()
+        return x.float()
     return to_pixels(x, name)
 
 
