@@ -198,6 +198,41 @@ def save_training_state(
     return save_checkpoint(path, model_name=model_name, config=config, state=state, half=half)
 
 
+def load_training_state(
+    path: str | Path,
+    *,
+    model_name: str,
+    config: Any,
+    modules: Mapping[str, nn.Module | torch.optim.Optimizer],
+    map_location: str | torch.device = "cpu",
+    restore_rng: bool = True,
+) -> TrainingState:
+    """Load a training checkpoint into ``modules`` and return where training stands.
+
+    Networks and optimisers get their saved state; with ``restore_rng`` the CPU random
+    generator gets its saved state too (to resume training exactly; leave it off when
+    only loading a finished model). Raises :class:`CheckpointError` if the file is
+    missing or corrupt, :class:`CheckpointMismatchError` if it lacks one of ``modules``
+    or belongs to another model or config.
+    """
+    state = load_checkpoint(path, model_name=model_name, config=config, map_location=map_location)
+    missing = [name for name in modules if name not in state]
+    if missing:
+        raise CheckpointMismatchError(
+            f"{path} has no state for {missing}; it was saved with parts {sorted(state)}."
+        )
+    for name, module in modules.items():
+        module.load_state_dict(state[name])  # float16 values are copied into float32 weights
+    training = state.get("training", {})
+    if restore_rng and "torch_rng" in training:
+        torch.set_rng_state(training["torch_rng"])
+    return TrainingState(
+        step=int(training.get("step", 0)),
+        history={key: list(value) for key, value in training.get("history", {}).items()},
+        extra=dict(training.get("extra", {})),
+    )
+
+
 def restore_training_state(
     path: str | Path,
     *,
@@ -206,26 +241,9 @@ def restore_training_state(
     modules: Mapping[str, nn.Module | torch.optim.Optimizer],
     map_location: str | torch.device = "cpu",
 ) -> TrainingState | None:
-    """Load a training checkpoint into ``modules`` if ``path`` exists; else return None.
-
-    Networks and optimisers get their saved state, the CPU random generator its saved
-    state, and the returned :class:`TrainingState` says at which step to go on.
-    """
+    """Resume: load a training checkpoint (RNG state included) if ``path`` exists, else None."""
     if not Path(path).exists():
         return None
-    state = load_checkpoint(path, model_name=model_name, config=config, map_location=map_location)
-    missing = [name for name in modules if name not in state]
-    if missing:
-        raise CheckpointMismatchError(
-            f"{path} has no state for {missing}; it was saved with parts {sorted(state)}."
-        )
-    for name, module in modules.items():
-        module.load_state_dict(state[name])
-    training = state.get("training", {})
-    if "torch_rng" in training:
-        torch.set_rng_state(training["torch_rng"])
-    return TrainingState(
-        step=int(training.get("step", 0)),
-        history={key: list(value) for key, value in training.get("history", {}).items()},
-        extra=dict(training.get("extra", {})),
+    return load_training_state(
+        path, model_name=model_name, config=config, modules=modules, map_location=map_location
     )

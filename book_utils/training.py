@@ -39,7 +39,7 @@ from tqdm import tqdm
 from book_utils.checkpoint import (
     TrainingState,
     config_to_dict,
-    load_checkpoint,
+    load_training_state,
     restore_training_state,
     save_training_state,
 )
@@ -405,16 +405,13 @@ def load_finished(
     Raises ``CheckpointError`` if the file is missing or corrupt, and
     ``CheckpointMismatchError`` if it belongs to another model or config.
     """
-    state = load_checkpoint(path, model_name=model_name, config=config, map_location=map_location)
-    for name, module in modules.items():
-        if name not in state:
-            raise KeyError(f"{path} has no {name!r}; it holds {sorted(state)}")
-        module.load_state_dict(state[name])  # float16 values are copied into float32 weights
-    training = state["training"]
-    return TrainingState(
-        step=int(training["step"]),
-        history={key: list(values) for key, values in training["history"].items()},
-        extra=dict(training["extra"]),
+    return load_training_state(
+        path,
+        model_name=model_name,
+        config=config,
+        modules=modules,
+        map_location=map_location,
+        restore_rng=False,  # loading a finished model must not reset the reader's RNG
     )
 
 
