@@ -1,4 +1,7 @@
-"""The GAN objectives of chapter 01, as pure functions of the discriminator's logits.
+"""The book's objectives as pure functions: the GAN losses of chapter 01 and the VAE bounds
+of chapter 04.
+
+GAN losses are functions of the discriminator's logits.
 
 The discriminator D outputs a logit a, and D(x) = sigmoid(a). With softplus(t) = log(1 + e^t):
 
@@ -12,8 +15,13 @@ so a quantity to maximise appears with a minus sign.
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
+from torch import nn
+
+from book_utils.models.vae import reparameterise
 
 
 def discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
@@ -32,3 +40,56 @@ def generator_loss_nonsaturating(fake_logits: torch.Tensor) -> torch.Tensor:
     """G's loss in practice: the non-saturating heuristic of Goodfellow et al. (2014)."""
     # G, non-saturating (a deviation from the minimax game): max_G  E_z[log D(G(z))]
     return F.softplus(-fake_logits).mean()
+
+
+# --------------------------------------------------------------------------- VAE (chapter 04)
+# The pieces of the evidence lower bound (ELBO) of a VAE with a Gaussian encoder
+# q(z|x) = N(mu, diag(exp(logvar))), a N(0, I) prior and a Bernoulli decoder. Each returns
+# one number per example (summed over pixels or latent dimensions), in nats.
+
+LOG_2PI = math.log(2 * math.pi)
+
+
+def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """KL(N(mu, diag(exp(logvar))) || N(0, I)) in closed form, per example: (B, d) -> (B,)."""
+    # KL = 1/2 * sum_j (mu_j^2 + sigma_j^2 - 1 - log sigma_j^2)
+    return 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar).sum(-1)
+
+
+def bernoulli_log_likelihood(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """log p(x|z) = sum_i x_i log p_i + (1 - x_i) log(1 - p_i), p = sigmoid(logits).
+
+    ``logits`` (..., 1, 28, 28) against images x broadcastable to it -> (...,), one number
+    per image. Computed from logits, so it stays finite where p_i is 0 or 1.
+    """
+    nll = F.binary_cross_entropy_with_logits(logits, x.expand_as(logits), reduction="none")
+    return -nll.flatten(-3).sum(-1)
+
+
+def gaussian_log_density(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """log N(z; mu, diag(exp(logvar))), summed over the last axis: (..., d) -> (...)."""
+    return -0.5 * (LOG_2PI + logvar + (z - mu).pow(2) / logvar.exp()).sum(-1)
+
+
+def iwae_bound(
+    vae: nn.Module, x: torch.Tensor, num_samples: int, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """The importance-weighted bound of Burda et al. (2015), per example: (B, ...) -> (B,).
+
+        L_K(x) = E[ log (1/K) sum_k p(x, z_k) / q(z_k | x) ],  z_1..z_K ~ q(z | x)
+
+    Each call returns one unbiased estimate of L_K(x) for every image in x. L_1 is the
+    ELBO, L_K grows with K and tends to log p(x) as K grows. Differentiable: -mean of it
+    is the IWAE training loss.
+    """
+    if num_samples < 1:
+        raise ValueError(f"num_samples must be at least 1, got {num_samples}")
+    mu, logvar = vae.encode(x)  # (B, d) each
+    mu_k = mu.expand(num_samples, *mu.shape)  # (K, B, d)
+    logvar_k = logvar.expand(num_samples, *logvar.shape)  # (K, B, d)
+    z = reparameterise(mu_k, logvar_k, generator)  # (K, B, d)
+    log_px_given_z = bernoulli_log_likelihood(vae.decode(z), x)  # (K, B)
+    log_pz = gaussian_log_density(z, torch.zeros_like(z), torch.zeros_like(z))  # (K, B)
+    log_qz = gaussian_log_density(z, mu_k, logvar_k)  # (K, B)
+    log_w = log_px_given_z + log_pz - log_qz  # (K, B): log importance weights
+    return torch.logsumexp(log_w, dim=0) - math.log(num_samples)  # (B,)

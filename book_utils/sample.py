@@ -28,6 +28,7 @@ from tqdm import tqdm
 from book_utils.data import from_signed_unit
 from book_utils.models.dcgan import DCGANConfig, DCGANGenerator
 from book_utils.models.mlp_gan import MLPGANConfig, MLPGenerator
+from book_utils.models.vae import VAE, VAEConfig
 from book_utils.training import CHECKPOINT_DIR, load_finished
 
 # sampler(n, generator) -> float images in [-1, 1], (n, 1, 28, 28); noise drawn on the CPU
@@ -59,6 +60,19 @@ def load_dcgan(checkpoint: Path, device: torch.device) -> Sampler:
     return G.to(device).eval().sample
 
 
+def load_vae(checkpoint: Path, device: torch.device) -> Sampler:
+    """The VAE of chapter 04: the decoder's pixel means for z ~ N(0, I), mapped to [-1, 1]."""
+    config = VAEConfig()
+    vae = VAE(config)
+    load_finished(checkpoint, model_name="vae", config=config, modules={"vae": vae})
+    vae = vae.to(device).eval()
+
+    def sampler(n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        return vae.sample(n, generator=generator) * 2 - 1  # [0, 1] -> [-1, 1]
+
+    return sampler
+
+
 # --------------------------------------------------------------------------- the registry
 @dataclass(frozen=True)
 class ModelEntry:
@@ -70,20 +84,11 @@ class ModelEntry:
     description: str  # one line for --help and for tables
 
 
-# To add a model, write its loader and one entry. For a VAE whose ``sample`` returns pixel
-# means in [0, 1], the loader would end with:
-#
-#     vae = vae.to(device).eval()
-#
-#     def sampler(n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-#         return vae.sample(n, generator=generator) * 2 - 1  # [0, 1] -> [-1, 1]
-#
-#     return sampler
-#
-# and the entry would be "vae": ModelEntry(load_vae, "vae.pt", "04_vae", "VAE (chapter 04)").
+# To add a model, write its loader (returning a sampler) and one entry below.
 MODELS: dict[str, ModelEntry] = {
     "mlp_gan": ModelEntry(load_mlp_gan, "mlp_gan.pt", "02_mlp_gan", "MLP GAN (chapter 02)"),
     "dcgan": ModelEntry(load_dcgan, "dcgan.pt", "03_dcgan", "DCGAN (chapter 03)"),
+    "vae": ModelEntry(load_vae, "vae.pt", "04_vae", "VAE (chapter 04)"),
 }
 
 

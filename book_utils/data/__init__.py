@@ -6,11 +6,13 @@ from book_utils.data.mnist import (
     MnistCacheError,
     MnistError,
     MnistUnavailableError,
+    binarize,
     default_data_root,
     from_signed_unit,
     iterate_minibatches,
     load_mnist,
     to_signed_unit,
+    to_unit,
 )
 from book_utils.data.toy import (
     GaussianMixture1D,
@@ -28,6 +30,7 @@ __all__ = [
     "MnistCacheError",
     "MnistError",
     "MnistUnavailableError",
+    "binarize",
     "default_data_root",
     "from_signed_unit",
     "grid_of_gaussians",
@@ -36,4 +39,5 @@ __all__ = [
     "mode_coverage",
     "ring_of_gaussians",
     "to_signed_unit",
+    "to_unit",
 ]

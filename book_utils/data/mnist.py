@@ -216,6 +216,33 @@ def to_signed_unit(x: torch.Tensor) -> torch.Tensor:
     return (x.to(torch.float32) / 127.5 - 1.0).unsqueeze(-3)  # (N, 1, 28, 28)
 
 
+def to_unit(x: torch.Tensor) -> torch.Tensor:
+    """uint8 images in [0, 255], (N, 28, 28) -> float32 in [0, 1], (N, 1, 28, 28).
+
+    [0, 1] is the range of a Bernoulli decoder's pixel probabilities (chapter 04).
+    """
+    if x.dtype != torch.uint8:
+        raise TypeError(f"to_unit expects uint8 pixels in [0, 255], got {x.dtype}")
+    return (x.to(torch.float32) / 255.0).unsqueeze(-3)  # (N, 1, 28, 28)
+
+
+def binarize(p: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Binary images: each pixel is 1 with probability p (float in [0, 1]), else 0.
+
+    Called on every minibatch, this is *dynamic* binarisation (a fresh draw each time the
+    image is seen); called once with a seeded ``generator``, it fixes a binary test set.
+    The generator must live on p's device.
+    """
+    if not torch.is_floating_point(p):
+        raise TypeError(
+            f"binarize expects float probabilities in [0, 1], got {p.dtype}; "
+            "convert uint8 images with to_unit first"
+        )
+    # No range check here: it would wait for the GPU on every training step. torch.bernoulli
+    # itself rejects probabilities outside [0, 1].
+    return torch.bernoulli(p, generator=generator)
+
+
 def from_signed_unit(x: torch.Tensor) -> torch.Tensor:
     """Float images in [-1, 1], (N, 1, 28, 28) -> uint8 in [0, 255], (N, 28, 28).
 
