@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Remake the checkpoints of the book's trained models by executing their chapters in full
+# mode with retraining switched on. Best on a GPU; see README.md for the times it takes.
+#
+#   bash scripts/make_checkpoints.sh                        # chapters 02, 03 and 04
+#   bash scripts/make_checkpoints.sh 03_dcgan               # one chapter
+#
+# Each chapter is converted by jupytext into a plain Python script (the same cells in the
+# same order) under runs/chapter_scripts/, then the scripts run side by side, each from
+# the chapters/ folder, with their output in runs/logs/<chapter>.log. Running a script
+# instead of a notebook means the training machine needs only the book's Python packages,
+# not Jupyter. The chapters write their checkpoints to book_utils/checkpoints/.
+#
+# Environment: PYTHON (default .venv/bin/python); SKIP_CONVERT=1 to reuse the converted
+# scripts (for a machine without jupytext); BOOK_MODE (default full); BOOK_RETRAIN (default
+# 1; 0 keeps the checkpoints already there and trains only the missing ones).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON="${PYTHON:-.venv/bin/python}"
+if [ "$#" -gt 0 ]; then chapters=("$@"); else chapters=(02_mlp_gan 03_dcgan 04_vae); fi
+mkdir -p runs/chapter_scripts runs/logs
+if [ "${SKIP_CONVERT:-0}" != 1 ]; then
+    for chapter in "${chapters[@]}"; do
+        "$PYTHON" -m jupytext --quiet --to py:percent \
+            --output "runs/chapter_scripts/$chapter.py" "chapters/$chapter.md"
+    done
+fi
+export BOOK_MODE="${BOOK_MODE:-full}" BOOK_RETRAIN="${BOOK_RETRAIN:-1}" MPLBACKEND=Agg PYTHONUNBUFFERED=1
+root="$(pwd)"
+declare -A pids
+# Stopped (Ctrl-C, or a time limit's SIGTERM): interrupt every chapter, which makes each
+# save its progress; running this script again resumes them.
+stop() {
+    echo "stopping the chapters; their progress is saved in runs/"
+    kill -INT "${pids[@]}" 2>/dev/null || true
+    wait || true
+    exit 130
+}
+trap stop INT TERM
+for chapter in "${chapters[@]}"; do
+    (cd chapters && exec "$PYTHON" "$root/runs/chapter_scripts/$chapter.py") \
+        > "runs/logs/$chapter.log" 2>&1 &
+    pids[$chapter]=$!
+    echo "started $chapter (log: runs/logs/$chapter.log)"
+done
+failed=0
+for chapter in "${chapters[@]}"; do
+    if wait "${pids[$chapter]}"; then
+        echo "$chapter: done"
+    else
+        echo "$chapter: FAILED, see runs/logs/$chapter.log"
+        failed=1
+    fi
+done
+ls -l book_utils/checkpoints/
+exit $failed
