@@ -16,6 +16,7 @@ raises, so a chapter with unanswered exercises still runs from top to bottom: it
 from __future__ import annotations
 
 import math
+import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -47,8 +48,8 @@ class CheckResult:
     def __bool__(self) -> bool:
         return self.passed
 
-    def __repr__(self) -> str:  # what a notebook shows as the cell's output
-        return self.message
+    def __repr__(self) -> str:  # what a notebook shows as the cell's output, wrapped
+        return textwrap.fill(self.message, width=88, subsequent_indent="    ")
 
 
 class _NotYet(Exception):

@@ -33,6 +33,8 @@ def test_check_result_shows_its_message_and_is_false_when_failed():
     result = exercises.CheckResult(False, "not yet: x")
     assert repr(result) == "not yet: x" and not result
     assert exercises.CheckResult(True, "correct: y")
+    long = exercises.CheckResult(True, "correct: " + "word " * 40)
+    assert all(len(line) <= 88 for line in repr(long).splitlines()) and "\n    word" in repr(long)
 
 
 @pytest.mark.parametrize(
