@@ -32,11 +32,21 @@ CONFIG = ROOT / "_config.yml"
 COLAB = "https://colab.research.google.com"
 BADGE_PLACEHOLDER = "<!-- colab-badge -->"
 BADGE_LABEL = "Open in Colab"
-# Packages the chapters need that Colab does not already have. Everything else they
-# import (torch, torchvision, numpy, scipy, matplotlib, tqdm, IPython, PIL) is on Colab,
-# so pip installs these, like book_utils itself, with --no-deps: it never replaces
-# Colab's own torch. tests/test_colab.py checks this list against the chapters' imports.
-COLAB_EXTRA_PACKAGES = ("pytorch-fid",)
+# What the chapters and book_utils import that a fresh Colab runtime already has (import
+# names), and the packages it lacks (pip name: import name). The Colab cell installs the
+# latter, like book_utils itself, with --no-deps, so that pip never replaces Colab's own
+# torch. tests/test_colab.py checks both against the imports of the chapters and book_utils.
+COLAB_PREINSTALLED = (
+    "torch",
+    "torchvision",
+    "numpy",
+    "scipy",
+    "matplotlib",
+    "tqdm",
+    "IPython",
+    "PIL",
+)
+COLAB_EXTRA_PACKAGES = {"pytorch-fid": "pytorch_fid"}
 COLAB_CELL_FIRST_LINE = "# On Colab, install book_utils (the book's code and trained models)."
 CODE_CELL_FENCE = "```{code-cell} ipython3"
 

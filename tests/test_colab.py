@@ -36,20 +36,6 @@ def _load_sync_script() -> types.ModuleType:
 
 sync = _load_sync_script()
 
-# What a fresh Colab runtime already has, by import name; the Colab cell installs the rest.
-COLAB_PREINSTALLED = {
-    "torch",
-    "torchvision",
-    "numpy",
-    "scipy",
-    "matplotlib",
-    "tqdm",
-    "IPython",
-    "PIL",
-}
-# Import names of the packages in sync.COLAB_EXTRA_PACKAGES.
-IMPORT_NAME = {"pytorch-fid": "pytorch_fid"}
-
 
 def _code_cells(source: Path) -> list[str]:
     return [c.source for c in jupytext.read(source).cells if c.cell_type == "code"]
@@ -134,11 +120,11 @@ def test_colab_cell_brings_every_package_the_chapters_import():
     for path in (ROOT / "book_utils").rglob("*.py"):
         imported |= _top_level_imports(path.read_text(encoding="utf-8"))
     third_party = imported - set(sys.stdlib_module_names) - {"book_utils", "__future__"}
-    installed = {IMPORT_NAME[p] for p in sync.COLAB_EXTRA_PACKAGES}
-    missing = third_party - COLAB_PREINSTALLED - installed
+    installed = set(sync.COLAB_EXTRA_PACKAGES.values())
+    missing = third_party - set(sync.COLAB_PREINSTALLED) - installed
     assert not missing, (
         f"the chapters or book_utils import {sorted(missing)}, which Colab does not have: "
-        "add the package to COLAB_EXTRA_PACKAGES in scripts/sync_notebooks.py"
+        "add its package to COLAB_EXTRA_PACKAGES in scripts/sync_notebooks.py"
     )
     unused = installed - third_party
     assert not unused, f"the Colab cell installs {sorted(unused)}, which nothing imports"
