@@ -1,13 +1,10 @@
 """The Jupyter Book site builds without a single warning and shows every chapter's figures.
 
-The build executes every chapter (in whatever run mode $BOOK_MODE says; the test
-command uses smoke mode), so this is also an end-to-end test of the chapters.
+The build (the ``site`` fixture of conftest.py) executes every chapter, so this is also an
+end-to-end test of the chapters. test_site_browser.py opens the same build in a browser.
 """
 
 import re
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -22,21 +19,6 @@ def _toc_files() -> list[str]:
     for part in toc.get("parts", []):
         files += [entry["file"] for entry in part["chapters"]]
     return files
-
-
-@pytest.fixture(scope="module")
-def site(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("site")
-    jupyter_book = Path(sys.executable).parent / "jupyter-book"
-    command = [str(jupyter_book if jupyter_book.exists() else shutil.which("jupyter-book"))]
-    command += ["build", str(ROOT), "--path-output", str(out), "-W", "-n", "--keep-going"]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=1800)
-    assert result.returncode == 0, (
-        f"jupyter-book build failed (exit {result.returncode}):\n"
-        + result.stdout[-6000:]
-        + result.stderr[-6000:]
-    )
-    return out / "_build" / "html"
 
 
 def test_landing_page_exists(site):

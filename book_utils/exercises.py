@@ -1,0 +1,348 @@
+"""Checks for the coding exercises at the end of the chapters.
+
+Each coding exercise gives the reader a function (or class) to write, which starts out as
+a stub that raises ``NotImplementedError``, and a check cell below it::
+
+    from book_utils.exercises import check_parzen_log_density
+
+    check_parzen_log_density(parzen_log_density)
+
+A check runs the reader's code on test inputs and compares it with a reference. It never
+raises, so a chapter with unanswered exercises still runs from top to bottom: it returns a
+:class:`CheckResult`, which a notebook shows as one message, ``correct: ...`` or
+``not yet: ...`` with what went wrong. ``bool(result)`` says whether the answer passed.
+"""
+
+from __future__ import annotations
+
+import math
+import textwrap
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from book_utils.losses import discriminator_loss, gaussian_kl
+from book_utils.metrics.core import fid, parzen_log_likelihood
+
+__all__ = [
+    "CheckResult",
+    "check_gaussian_kl_general",
+    "check_generator_32",
+    "check_jsd_between_gaussians",
+    "check_naive_discriminator_loss",
+    "check_naive_fid",
+    "check_parzen_log_density",
+]
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """The verdict of a check: ``passed`` and a message that says why."""
+
+    passed: bool
+    message: str
+
+    def __bool__(self) -> bool:
+        return self.passed
+
+    def __repr__(self) -> str:  # what a notebook shows as the cell's output, wrapped
+        return textwrap.fill(self.message, width=88, subsequent_indent="    ")
+
+
+class _NotYet(Exception):
+    """Stops a check with a 'not yet' message (never escapes this module)."""
+
+
+def _run(check: Callable[[], str]) -> CheckResult:
+    """Run a check body; its return value is the success message, _NotYet a failure."""
+    try:
+        return CheckResult(True, "correct: " + check())
+    except _NotYet as failure:
+        return CheckResult(False, f"not yet: {failure}")
+
+
+def _call(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Call the reader's code, turning any exception into a 'not yet' with its message."""
+    name = getattr(fn, "__name__", "your function")
+    try:
+        return fn(*args, **kwargs)
+    except NotImplementedError:
+        raise _NotYet(
+            f"{name} still raises NotImplementedError: replace the stub with your code"
+        ) from None
+    except Exception as error:  # the reader's bug, reported instead of raised
+        raise _NotYet(f"{name} raised {type(error).__name__}: {error}") from None
+
+
+def _as_float(value: Any, what: str) -> float:
+    """A Python float from a number or a one-element tensor or array; 'not yet' otherwise."""
+    if isinstance(value, torch.Tensor) and value.numel() == 1:
+        return float(value.item())
+    if isinstance(value, np.ndarray | np.generic) and np.size(value) == 1:
+        return float(value)
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    raise _NotYet(f"{what} should return a number, got {type(value).__name__}")
+
+
+def _as_tensor(value: Any, what: str, shape: tuple[int, ...]) -> torch.Tensor:
+    """A float64 tensor of the given shape; 'not yet' otherwise."""
+    if not isinstance(value, torch.Tensor):
+        raise _NotYet(f"{what} should be a torch.Tensor, got {type(value).__name__}")
+    if tuple(value.shape) != shape:
+        raise _NotYet(f"{what} should have shape {shape}, got {tuple(value.shape)}")
+    return value.detach().double()
+
+
+# --------------------------------------------------------------------------- chapter 01
+def _jsd_unit_gaussians(mu: float) -> float:
+    """JSD(N(0, 1) || N(mu, 1)) in nats, by adaptive quadrature (scipy), as the reference."""
+    from scipy import integrate
+
+    def integrand(x: float) -> float:
+        log_p = -0.5 * x**2 - 0.5 * math.log(2 * math.pi)
+        log_q = -0.5 * (x - mu) ** 2 - 0.5 * math.log(2 * math.pi)
+        log_m = np.logaddexp(log_p, log_q) - math.log(2)
+        return 0.5 * (math.exp(log_p) * (log_p - log_m) + math.exp(log_q) * (log_q - log_m))
+
+    value, _ = integrate.quad(integrand, -15, 15 + mu, points=[0.0, mu], limit=200)
+    return value
+
+
+def check_jsd_between_gaussians(jsd_between_gaussians: Callable[[float], float]) -> CheckResult:
+    """Chapter 01: ``jsd_between_gaussians(mu)`` = JSD(N(0, 1) || N(mu, 1)) in nats."""
+
+    def check() -> str:
+        answers = {}
+        for mu in (0.0, 1.0, 2.0, 4.0, 8.0):
+            got = _as_float(_call(jsd_between_gaussians, mu), f"jsd_between_gaussians({mu:g})")
+            expected = _jsd_unit_gaussians(mu)
+            if not abs(got - expected) < 1e-3:
+                raise _NotYet(
+                    f"jsd_between_gaussians({mu:g}) returned {got:.5f}, expected {expected:.5f} "
+                    "(nats, natural logarithms)"
+                )
+            answers[mu] = got
+        values = ", ".join(f"mu={mu:g}: {v:.4f}" for mu, v in answers.items())
+        return f"{values}; log 2 = {math.log(2):.4f}"
+
+    return _run(check)
+
+
+def check_naive_discriminator_loss(
+    naive_discriminator_loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+) -> CheckResult:
+    """Chapter 01: the discriminator loss computed through probabilities, sigmoid then log."""
+
+    def check() -> str:
+        rng = torch.Generator().manual_seed(0)
+        real_logits, fake_logits = 3 * torch.randn(2, 64, generator=rng)  # (64,), (64,)
+        got = _as_float(
+            _call(naive_discriminator_loss, real_logits, fake_logits),
+            "naive_discriminator_loss(real_logits, fake_logits)",
+        )
+        expected = discriminator_loss(real_logits, fake_logits).item()
+        if not math.isclose(got, expected, rel_tol=1e-4, abs_tol=1e-5):
+            raise _NotYet(
+                f"on moderate logits your loss is {got:.5f}, discriminator_loss gives "
+                f"{expected:.5f}: return -(mean of log D(x)) - (mean of log(1 - D(G(z))))"
+            )
+        sure_and_wrong = torch.tensor([-200.0, 1.0]), torch.tensor([200.0, -1.0])
+        naive = _as_float(
+            _call(naive_discriminator_loss, *sure_and_wrong), "naive_discriminator_loss(...)"
+        )
+        stable = discriminator_loss(*sure_and_wrong).item()
+        return (
+            f"the two agree on moderate logits ({expected:.4f}); on real logits -200 and fake "
+            f"logits +200 your loss gives {naive}, discriminator_loss gives {stable:.1f}"
+        )
+
+    return _run(check)
+
+
+# --------------------------------------------------------------------------- chapter 02
+def check_parzen_log_density(
+    parzen_log_density: Callable[[torch.Tensor, torch.Tensor, float], torch.Tensor],
+) -> CheckResult:
+    """Chapter 02: ``parzen_log_density(x, centres, sigma)``, log p(x) of each row, in nats."""
+
+    def compare(x: torch.Tensor, centres: torch.Tensor, sigma: float, where: str) -> None:
+        got = _as_tensor(
+            _call(parzen_log_density, x, centres, sigma),
+            f"parzen_log_density(x, centres, sigma) for x of shape {tuple(x.shape)}",
+            (len(x),),
+        )
+        expected = parzen_log_likelihood(x, centres, sigma)  # (N,) float64
+        if torch.isneginf(got).any() and torch.isfinite(expected).all():
+            raise _NotYet(
+                f"{where} your function returns -inf: each kernel value "
+                "exp(-||x - c||^2 / 2 sigma^2) underflows to 0. Work with logarithms: "
+                "torch.logsumexp adds exponentials without computing them."
+            )
+        error = (got - expected).abs().max().item()
+        if not error <= 0.05 + 1e-6 * expected.abs().max().item():
+            i = (got - expected).abs().argmax().item()
+            raise _NotYet(
+                f"{where} row {i} gets {got[i].item():.4f} nats, expected "
+                f"{expected[i].item():.4f}; check the -log M and -d/2 log(2 pi sigma^2) terms"
+            )
+
+    def check() -> str:
+        rng = torch.Generator().manual_seed(0)
+        x, centres = torch.randn(5, 2, generator=rng), torch.randn(7, 2, generator=rng)
+        compare(x, centres, 1.0, "on a small 2-D example,")  # (5, 2) points, (7, 2) centres
+        x = torch.rand(6, 784, generator=rng)  # (6, 784) "images" with pixels in [0, 1]
+        centres = torch.rand(50, 784, generator=rng)  # (50, 784)
+        compare(x, centres, 0.1, "in 784 dimensions with sigma = 0.1,")
+        return "your estimate matches book_utils.metrics.parzen_log_likelihood, in 2-D and in 784-D"
+
+    return _run(check)
+
+
+# --------------------------------------------------------------------------- chapter 03
+_POOLING = (
+    nn.MaxPool2d,
+    nn.AvgPool2d,
+    nn.AdaptiveMaxPool2d,
+    nn.AdaptiveAvgPool2d,
+    nn.Upsample,
+    nn.UpsamplingNearest2d,
+    nn.UpsamplingBilinear2d,
+)
+
+
+def _leaf_call_order(net: nn.Module, z: torch.Tensor) -> list[nn.Module]:
+    """The leaf modules of ``net`` in the order a forward pass on ``z`` calls them."""
+    order: list[nn.Module] = []
+
+    def record(module: nn.Module, inputs: Any, output: Any) -> None:
+        order.append(module)
+
+    leaves = [m for m in net.modules() if not list(m.children())]
+    hooks = [m.register_forward_hook(record) for m in leaves]
+    try:
+        with torch.no_grad():
+            _call(net, z)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return order
+
+
+def check_generator_32(make_generator: Callable[[int], nn.Module]) -> CheckResult:
+    """Chapter 03: ``make_generator(latent_dim)`` builds a DCGAN generator for 32 x 32 images.
+
+    Checked: shapes (B, latent_dim) -> (B, 1, 32, 32) in training and eval mode; outputs in
+    [-1, 1] even for very large z (a tanh output); upsampling by strided transposed
+    convolutions, no pooling or fixed upsampling; batch norm, but not on the output layer;
+    ReLU activations; at most one fully connected layer (the projection of z).
+    """
+
+    def check() -> str:
+        rng = torch.Generator().manual_seed(0)
+        for latent_dim in (64, 16):
+            G = _call(make_generator, latent_dim)
+            if not isinstance(G, nn.Module):
+                raise _NotYet(f"expected an nn.Module, got {type(G).__name__}")
+            z = torch.randn(4, latent_dim, generator=rng)  # (4, latent_dim)
+            for mode in ("train", "eval"):
+                G.train(mode == "train")
+                with torch.no_grad():
+                    x = _call(G, z)
+                if not isinstance(x, torch.Tensor) or tuple(x.shape) != (4, 1, 32, 32):
+                    shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+                    raise _NotYet(
+                        f"with latent_dim={latent_dim}, in {mode} mode, z of shape (4, "
+                        f"{latent_dim}) gave {shape}, expected (4, 1, 32, 32)"
+                    )
+        G.eval()
+        with torch.no_grad():
+            x = _call(G, 100 * z)  # far outside the usual noise, to test the output range
+        if not (torch.isfinite(x).all() and x.abs().max() <= 1):
+            raise _NotYet("outputs leave [-1, 1] for large z: end G with a tanh (rule 4)")
+        layers = list(G.modules())
+        pooling = [type(m).__name__ for m in layers if isinstance(m, _POOLING)]
+        if pooling:
+            raise _NotYet(f"G uses {pooling[0]}: upsample with strided transposed convolutions")
+        if not any(isinstance(m, nn.ConvTranspose2d) and m.stride[0] > 1 for m in layers):
+            raise _NotYet("no strided nn.ConvTranspose2d: G should learn its upsampling (rule 1)")
+        if not any(isinstance(m, nn.BatchNorm2d) for m in layers):
+            raise _NotYet("no nn.BatchNorm2d: batch norm belongs on G's hidden layers (rule 2)")
+        if not any(isinstance(m, nn.ReLU) for m in layers):
+            raise _NotYet("no nn.ReLU: G's hidden layers use ReLU (rule 3)")
+        if sum(isinstance(m, nn.Linear) for m in layers) > 1:
+            raise _NotYet("more than one nn.Linear: only the projection of z is fully connected")
+        order = _leaf_call_order(G, z)
+        weighted = [i for i, m in enumerate(order) if isinstance(m, nn.Conv2d | nn.ConvTranspose2d)]
+        if weighted and any(isinstance(m, nn.BatchNorm2d) for m in order[weighted[-1] :]):
+            raise _NotYet("batch norm after G's last convolution: leave the output layer free")
+        parameters = sum(p.numel() for p in G.parameters())
+        return (
+            f"(B, latent_dim) -> (B, 1, 32, 32) in [-1, 1], following the design rules; "
+            f"{parameters:,} parameters with latent_dim=16"
+        )
+
+    return _run(check)
+
+
+# --------------------------------------------------------------------------- chapter 04
+KLFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def check_gaussian_kl_general(kl_diagonal_gaussians: KLFn) -> CheckResult:
+    """Chapter 04: KL(N(mu1, exp(logvar1)) || N(mu2, exp(logvar2))) for diagonal Gaussians,
+    per example (summed over the last axis), against torch.distributions."""
+
+    def check() -> str:
+        rng = torch.Generator().manual_seed(0)
+        mu1, logvar1, mu2, logvar2 = (torch.randn(6, 5, generator=rng) for _ in range(4))
+        got = _as_tensor(
+            _call(kl_diagonal_gaussians, mu1, logvar1, mu2, logvar2),
+            "kl_diagonal_gaussians(mu1, logvar1, mu2, logvar2) with inputs (6, 5)",
+            (6,),
+        )
+        q = torch.distributions.Normal(mu1.double(), torch.exp(0.5 * logvar1.double()))
+        p = torch.distributions.Normal(mu2.double(), torch.exp(0.5 * logvar2.double()))
+        expected = torch.distributions.kl_divergence(q, p).sum(-1)
+        if not torch.allclose(got, expected, rtol=1e-4, atol=1e-4):
+            worst = int((got - expected).abs().argmax())
+            raise _NotYet(
+                f"for example {worst} your KL is {got[worst]:.4f} nats, "
+                f"torch.distributions gives {expected[worst]:.4f}"
+            )
+        zeros = torch.zeros_like(mu1)
+        prior = _as_tensor(
+            _call(kl_diagonal_gaussians, mu1, logvar1, zeros, zeros), "with a N(0, I) prior", (6,)
+        )
+        if not torch.allclose(prior, gaussian_kl(mu1, logvar1).double(), rtol=1e-4, atol=1e-4):
+            raise _NotYet("with mu2 = 0 and logvar2 = 0 it should equal gaussian_kl(mu1, logvar1)")
+        return "your KL matches torch.distributions, and reduces to gaussian_kl for N(0, I)"
+
+    return _run(check)
+
+
+# --------------------------------------------------------------------------- chapter 05
+def check_naive_fid(naive_fid: Callable[[torch.Tensor, torch.Tensor], float]) -> CheckResult:
+    """Chapter 05: ``naive_fid(features_a, features_b)`` from the formula, against ``fid``."""
+
+    def check() -> str:
+        rng = torch.Generator().manual_seed(0)
+        mixing = torch.randn(12, 12, generator=rng)  # correlates the features
+        a = torch.randn(400, 12, generator=rng) @ mixing  # (400, 12)
+        b = 1.3 * torch.randn(300, 12, generator=rng) @ mixing + 0.5  # (300, 12)
+        a[:, -2:], b[:, -2:] = 0.0, 0.0  # two dead features, as for ReLU features
+        for first, second, what in [(a, b, "different sets"), (a, a[:200], "a set and its half")]:
+            got = _as_float(_call(naive_fid, first, second), "naive_fid(features_a, features_b)")
+            expected = fid(first, second)
+            if not math.isclose(got, expected, rel_tol=1e-3, abs_tol=1e-3):
+                raise _NotYet(
+                    f"for {what} (12 features, two of them always 0) naive_fid gives "
+                    f"{got:.4f}, book_utils.metrics.fid gives {expected:.4f}"
+                )
+        return f"naive_fid agrees with book_utils.metrics.fid ({expected:.4f} on the last pair)"
+
+    return _run(check)

@@ -1,0 +1,38 @@
+"""Fixtures shared by the test files: one build of the site for all tests that need it."""
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def site(tmp_path_factory) -> Path:
+    """Build the Jupyter Book once per test session; return its HTML folder.
+
+    The build executes every chapter (in whatever run mode $BOOK_MODE says; the test
+    command uses smoke mode) and fails on any warning. To test a site built before (for
+    instance the full-mode site of scripts/build_book.sh), set $BOOK_BUILT_SITE to its
+    HTML folder, e.g. BOOK_BUILT_SITE=_build/html.
+    """
+    built = os.environ.get("BOOK_BUILT_SITE")
+    if built:
+        html = Path(built).resolve()
+        assert (html / "intro.html").exists(), f"BOOK_BUILT_SITE={built} holds no built site"
+        return html
+    out = tmp_path_factory.mktemp("site")
+    jupyter_book = Path(sys.executable).parent / "jupyter-book"
+    command = [str(jupyter_book if jupyter_book.exists() else shutil.which("jupyter-book"))]
+    command += ["build", str(ROOT), "--path-output", str(out), "-W", "-n", "--keep-going"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=1800)
+    assert result.returncode == 0, (
+        f"jupyter-book build failed (exit {result.returncode}):\n"
+        + result.stdout[-6000:]
+        + result.stderr[-6000:]
+    )
+    return out / "_build" / "html"
