@@ -248,6 +248,7 @@ def run_training(
     config: Any = None,
     modules: Mapping[str, Module] | None = None,
     snapshot: Callable[[], torch.Tensor] | None = None,
+    probe: Callable[[], Mapping[str, float]] | None = None,
     snapshot_every: int = 0,
     save_every: int = 500,
     log_every: int = 25,
@@ -260,6 +261,11 @@ def run_training(
     returned ``TrainingState.history``, one entry per step, with ``history["step"]``.
     ``snapshot()``, called every ``snapshot_every`` steps (and at steps 0 and num_steps),
     returns an image grid kept in ``extra["snapshots"]`` with ``extra["snapshot_steps"]``.
+    ``probe()``, called at the same steps, returns named measurements of the model (a
+    sample quality score, say), kept in ``extra["probes"]`` (one dict per call) with
+    ``extra["probe_steps"]`` and ``extra["probe_seconds"]``, the training seconds so far.
+    ``extra["train_seconds"]`` counts training only: time spent in ``snapshot`` and
+    ``probe`` is left out, so steps per second and seconds-to-quality stay honest.
 
     With ``state_path`` (and ``model_name``, ``config``, ``modules``: the networks and
     optimisers to save), the state is saved every ``save_every`` steps, at the end, and
@@ -284,15 +290,31 @@ def run_training(
         training = TrainingState(
             extra={"snapshots": [], "snapshot_steps": [], "train_seconds": 0.0}
         )
+        if probe is not None:
+            training.extra.update(probes=[], probe_steps=[], probe_seconds=[])
     elif progress and training.step < num_steps:
         print(f"Resuming from step {training.step} of {num_steps} ({state_path}).")
     extra = training.extra
     extra.setdefault("device", describe_device(x.device))
 
+    if probe is not None and "probes" not in extra:
+        raise ValueError(
+            f"the saved run in {state_path} was made without a probe; train it afresh "
+            "(delete the file, or retrain) to record probes"
+        )
+    paused = 0.0  # seconds spent in snapshot() and probe(), left out of train_seconds
+
     def take_snapshot() -> None:
+        nonlocal paused
+        start = time.perf_counter()
         if snapshot is not None and training.step not in extra["snapshot_steps"]:
             extra["snapshots"].append(snapshot())
             extra["snapshot_steps"].append(training.step)
+        if probe is not None and training.step not in extra["probe_steps"]:
+            extra["probes"].append({key: float(value) for key, value in probe().items()})
+            extra["probe_steps"].append(training.step)
+            extra["probe_seconds"].append(extra["train_seconds"])
+        paused += time.perf_counter() - start
 
     def save() -> None:
         if state_path is not None:
@@ -310,7 +332,7 @@ def run_training(
 
     def flush() -> None:
         last = pending.flush(training.history)
-        extra["train_seconds"] = seconds_before + time.perf_counter() - started
+        extra["train_seconds"] = seconds_before + time.perf_counter() - started - paused
         if last:
             bar.set_postfix({key: f"{value:.3g}" for key, value in last.items()}, refresh=False)
 

@@ -1,5 +1,7 @@
 """The training plumbing: divergence detection, resuming, load-or-train, finished checkpoints."""
 
+import time
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -171,6 +173,62 @@ def test_snapshots_at_start_every_k_steps_and_end():
     )
     assert state.extra["snapshot_steps"] == [0, 4, 8, 10]
     assert len(state.extra["snapshots"]) == 4
+
+
+def test_probes_are_recorded_with_training_seconds_that_leave_out_their_own_time():
+    rec = Recorder()
+
+    def probe():
+        time.sleep(0.05)  # an evaluation that costs time, which must not count as training
+        return {"weight": rec.model.weight.item(), "calls": torch.tensor(float(rec.calls))}
+
+    state = run_training(
+        rec,
+        data(),
+        num_steps=10,
+        batch_size=BATCH,
+        probe=probe,
+        snapshot_every=4,
+        progress=False,
+    )
+    extra = state.extra
+    assert extra["probe_steps"] == [0, 4, 8, 10]
+    assert [p["calls"] for p in extra["probes"]] == [0.0, 4.0, 8.0, 10.0]
+    assert all(isinstance(p["weight"], float) for p in extra["probes"])
+    assert extra["probes"][-1]["weight"] == pytest.approx(rec.model.weight.item())
+    seconds = extra["probe_seconds"]
+    assert seconds[0] == 0.0 and seconds == sorted(seconds)
+    assert extra["train_seconds"] < 0.15, "four probes slept 0.2 s; none of it is training"
+
+
+def test_probes_continue_across_a_resume_and_old_runs_without_them_are_refused(tmp_path):
+    def run(rec, path, with_probe=True):
+        return run_training(
+            rec,
+            data(),
+            num_steps=10,
+            batch_size=BATCH,
+            state_path=path,
+            model_name="toy",
+            config=CONFIG,
+            modules=rec.modules(),
+            probe=(lambda: {"calls": float(rec.calls)}) if with_probe else None,
+            snapshot_every=4,
+            save_every=2,
+            progress=False,
+        )
+
+    path = tmp_path / "last.pt"
+    with pytest.raises(KeyboardInterrupt):
+        run(Recorder(interrupt_at=6), path)
+    resumed = run(Recorder(), path)
+    assert resumed.extra["probe_steps"] == [0, 4, 8, 10]
+    assert [p["calls"] for p in resumed.extra["probes"]] == [0.0, 4.0, 2.0, 4.0]
+    old = tmp_path / "old.pt"
+    with pytest.raises(KeyboardInterrupt):
+        run(Recorder(interrupt_at=6), old, with_probe=False)
+    with pytest.raises(ValueError, match="without a probe"):
+        run(Recorder(), old)
 
 
 # --------------------------------------------------------------------------- load or train
