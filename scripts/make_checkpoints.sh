@@ -4,6 +4,7 @@
 #
 #   bash scripts/make_checkpoints.sh                        # chapters 02, 03 and 04
 #   bash scripts/make_checkpoints.sh 03_dcgan               # one chapter
+#   bash scripts/make_checkpoints.sh --convert-only 03_dcgan  # only write its script
 #
 # Each chapter is converted by jupytext into a plain Python script (the same cells in the
 # same order) under runs/chapter_scripts/, then the scripts run side by side, each from
@@ -17,14 +18,20 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-.venv/bin/python}"
+convert_only=0
+if [ "${1:-}" = --convert-only ]; then convert_only=1; shift; fi
 if [ "$#" -gt 0 ]; then chapters=("$@"); else chapters=(02_mlp_gan 03_dcgan 04_vae); fi
 mkdir -p runs/chapter_scripts runs/logs
 if [ "${SKIP_CONVERT:-0}" != 1 ]; then
     for chapter in "${chapters[@]}"; do
         "$PYTHON" -m jupytext --quiet --to py:percent \
             --output "runs/chapter_scripts/$chapter.py" "chapters/$chapter.md"
+        # jupytext comments out IPython magics; the Colab cell's `%pip` is the only
+        # statement of an `if`, so it becomes `pass` (this machine is not Colab).
+        sed -i -E 's/^([[:space:]]+)# %pip /\1pass  # %pip /' "runs/chapter_scripts/$chapter.py"
     done
 fi
+if [ "$convert_only" = 1 ]; then exit 0; fi
 export BOOK_MODE="${BOOK_MODE:-full}" BOOK_RETRAIN="${BOOK_RETRAIN:-1}" MPLBACKEND=Agg PYTHONUNBUFFERED=1
 root="$(pwd)"
 declare -A pids
