@@ -15,7 +15,7 @@ seconds of training that took.
 
     python benchmarks/bench_dataloader.py
     python benchmarks/bench_dataloader.py --steps 300 --workers 0,2 --threads 2
-    python benchmarks/bench_dataloader.py --devices cuda --batch-size 128 --time-to-target
+    python benchmarks/bench_dataloader.py --devices cuda --time-to-target
 
 torchvision reads MNIST from its raw files; the script writes them into a temporary
 folder from the book's verified copy, so no download is needed.
@@ -216,7 +216,7 @@ def seconds_to_target(
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=200, help="timed steps per pipeline")
-    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--batch-size", type=int, default=256, help="chapter 03 uses 256")
     parser.add_argument("--workers", default="0,2", help="DataLoader workers, comma-separated")
     parser.add_argument(
         "--devices", default="auto", help="auto (cpu and cuda if present), or a list"
@@ -236,7 +236,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--fid-samples", type=int, default=10_000)
     parser.add_argument("--eval-every", type=int, default=2_000)
-    parser.add_argument("--max-steps", type=int, default=30_000)
+    parser.add_argument("--max-steps", type=int, default=50_000, help="chapter 03 trains 50,000")
     args = parser.parse_args(argv)
 
     if args.threads > 0:

@@ -8,7 +8,7 @@ and about 3 at 10,000). So each model's target is the 2,000-sample FID its check
 scored when it was made (fixed seed, fixed test images), plus 10%. On one machine the
 score is reproduced exactly; the 10% margin leaves room for other BLAS libraries and
 devices, and is still far below the gap to a broken model (the MLP GAN scores about 56,
-the DCGAN about 62, an untrained generator several hundred).
+the DCGAN about 42, an untrained generator several hundred).
 
 Both GANs must also cover every digit (chapter 02 checks this on 10,000 samples): each
 digit is at least 5% of their samples (10% if uniform; the rarest is about 7%).
@@ -30,10 +30,12 @@ NUM_SAMPLES = 2_000
 MODELS = {
     # name: (generator class, config, 2,000-sample FID when made, smallest digit share)
     "mlp_gan": (MLPGenerator, MLPGANConfig(), 56.3, 0.05),
-    "dcgan": (DCGANGenerator, DCGANConfig(), 61.8, 0.05),
+    "dcgan": (DCGANGenerator, DCGANConfig(), 42.3, 0.05),
 }
 TOLERANCE = 1.10
-MAX_CHECKPOINT_BYTES = 5_000_000
+# The DCGAN file holds two generators of 1.3 M parameters (the averaged and the last one)
+# in float16, 5.3 MB, plus its history and sample grids.
+MAX_CHECKPOINT_BYTES = 8_000_000
 
 
 @pytest.fixture(scope="module")
@@ -118,3 +120,20 @@ def test_dcgan_checkpoint_holds_the_averaged_and_the_last_generator():
         if value.is_floating_point() and not torch.equal(value, state["G_raw"][key])
     ]
     assert differ, "the averaged generator is a plain copy of the last one"
+
+
+def test_dcgan_quality_record_is_reproduced_by_its_weights(classifier):
+    """Chapter 03 scored the averaged G during training (10,000 samples, noise seed 0,
+    against the 10,000 test images). The committed weights, rounded to float16 and run
+    on a CPU, give back the last recorded score, and the record shows steady progress."""
+    G, training = load_generator("dcgan")
+    probes = [p["fid"] for p in training.extra["probes"]]
+    steps = training.extra["probe_steps"]
+    assert steps[-1] == training.step and len(probes) == len(steps) >= 8
+    assert probes[-1] < probes[1] / 3, f"no progress over training: {probes}"
+    seconds = training.extra["probe_seconds"]
+    assert seconds == sorted(seconds) and seconds[-1] <= training.extra["train_seconds"]
+    test_features, _ = extract(load_mnist().x_test, classifier)
+    x = G.sample(10_000, generator=torch.Generator().manual_seed(0))
+    features, _ = extract(from_signed_unit(x), classifier)
+    assert fid(test_features, features) == pytest.approx(probes[-1], rel=0.02)

@@ -27,8 +27,8 @@ from book_utils.models.sampling import sample_generator
 @dataclass(frozen=True)
 class DCGANConfig:
     latent_dim: int = 64  # size of the noise vector z
-    g_channels: int = 64  # G's channels at 14x14; its 7x7 map has twice as many
-    d_channels: int = 64  # D's channels at 14x14; its 7x7 map has twice as many
+    g_channels: int = 128  # G's channels at 14x14; its 7x7 map has twice as many
+    d_channels: int = 128  # D's channels at 14x14; its 7x7 map has twice as many
 
 
 def init_weights(module: nn.Module) -> None:
