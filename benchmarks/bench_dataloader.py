@@ -40,13 +40,12 @@ from torchvision import datasets, transforms
 from book_utils import set_seed
 from book_utils.data import (
     MNIST,
-    from_signed_unit,
     iterate_minibatches,
     load_mnist,
     to_signed_unit,
 )
 from book_utils.losses import discriminator_loss, generator_loss_nonsaturating
-from book_utils.metrics import extract, fid, load_classifier
+from book_utils.metrics import FidProbe, load_classifier
 from book_utils.models.dcgan import DCGANConfig, DCGANDiscriminator, DCGANGenerator
 
 Batches = Iterator[torch.Tensor]
@@ -163,25 +162,6 @@ def pipeline_images_per_second(
 
 
 # --------------------------------------------------------------------------- time to target
-class FidProbe:
-    """FID of ``num`` samples of G against the first ``num`` test images, in the feature
-    space of the book's classifier; the floor is ``num`` training images against them."""
-
-    def __init__(self, num: int = 10_000, device: torch.device | str = "cpu") -> None:
-        self.num = num
-        self.device = torch.device(device)
-        self.classifier = load_classifier(device=self.device)
-        mnist = load_mnist()
-        self.test_features, _ = extract(mnist.x_test[:num], self.classifier)
-        train_features, _ = extract(mnist.x_train[:num], self.classifier)
-        self.floor = fid(train_features, self.test_features)
-
-    def __call__(self, G: torch.nn.Module) -> float:
-        samples = G.sample(self.num, generator=torch.Generator().manual_seed(0)).float().cpu()
-        features, _ = extract(from_signed_unit(samples), self.classifier)
-        return fid(features, self.test_features)
-
-
 def seconds_to_target(
     batches: Batches,
     G: torch.nn.Module,
@@ -293,7 +273,9 @@ def main(argv: list[str] | None = None) -> None:
                 )
 
             if args.time_to_target:
-                probe = FidProbe(args.fid_samples, device)
+                n = args.fid_samples
+                classifier = load_classifier(device=device)
+                probe = FidProbe(mnist.x_test[:n], mnist.x_train[:n], classifier)
                 target = args.target_fid or 3 * probe.floor
                 print(
                     f"  time to FID <= {target:.1f} ({args.fid_samples:,} samples; real-data "

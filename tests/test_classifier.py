@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from book_utils.checkpoint import CheckpointMismatchError, load_checkpoint
-from book_utils.data import load_mnist
-from book_utils.metrics import extract, fid, load_classifier
+from book_utils.data import load_mnist, to_signed_unit
+from book_utils.metrics import FidProbe, extract, fid, load_classifier
 from book_utils.metrics.features import CLASSIFIER_CHECKPOINT
 from book_utils.metrics.train_classifier import random_shift
 from book_utils.models.classifier import ClassifierConfig, MnistClassifier
@@ -50,6 +50,37 @@ def test_real_vs_real_fid_is_small_and_noise_is_large(mnist, classifier):
     floor = fid(feats_train, feats_test)
     assert floor < 0.05 * fid(feats_noise, feats_test)
     assert probs_test.shape == (5000, 10) and torch.allclose(probs_test.sum(1), torch.ones(5000))
+
+
+class ReplayGenerator(torch.nn.Module):
+    """A stand-in generator whose "samples" are fixed images in [-1, 1], chosen by noise."""
+
+    def __init__(self, images: torch.Tensor) -> None:
+        super().__init__()
+        self.images = to_signed_unit(images)  # (N, 1, 28, 28)
+        self.seeds: list[int] = []
+
+    def sample(self, n: int, generator: torch.Generator) -> torch.Tensor:
+        self.seeds.append(generator.initial_seed())
+        order = torch.randperm(len(self.images), generator=generator)[:n]
+        return self.images[order]
+
+
+def test_fid_probe_scores_a_generator_against_its_reference(mnist, classifier):
+    n = 1000
+    probe = FidProbe(mnist.x_test[:n], mnist.x_train[:n], classifier)
+    feats_test, _ = extract(mnist.x_test[:n], classifier)
+    feats_train, _ = extract(mnist.x_train[:n], classifier)
+    assert probe.floor == pytest.approx(fid(feats_train, feats_test))
+    # A "generator" that replays other real images scores near the floor, one that
+    # replays noise far above it; the same noise (seed 0) is drawn at every call.
+    real = ReplayGenerator(mnist.x_train[n : 2 * n])
+    first, second = probe(real), probe(real)
+    assert first == second and real.seeds == [0, 0]
+    feats_real, _ = extract(mnist.x_train[n : 2 * n], classifier)
+    assert first == pytest.approx(fid(feats_test, feats_real), rel=1e-6)
+    noise = ReplayGenerator(torch.randint(0, 256, (n, 28, 28), dtype=torch.uint8))
+    assert probe(noise) > 20 * first
 
 
 def test_loading_with_another_config_is_refused():

@@ -2,7 +2,8 @@
 
 ``core`` holds the metrics on feature vectors; ``features`` turns MNIST images into the
 feature space of the book's classifier; :func:`score_samples` runs them all at once, as
-``python -m book_utils.metrics SAMPLES`` does.
+``python -m book_utils.metrics SAMPLES`` does; :class:`FidProbe` scores a generator's FID
+again and again while it trains.
 """
 
 from book_utils.metrics.core import (
@@ -20,9 +21,10 @@ from book_utils.metrics.core import (
 )
 from book_utils.metrics.features import check_images, extract, load_classifier
 from book_utils.metrics.memorisation import MemorisationReport, memorisation_check
-from book_utils.metrics.score import score_samples
+from book_utils.metrics.score import FidProbe, score_samples
 
 __all__ = [
+    "FidProbe",
     "MemorisationReport",
     "check_images",
     "class_score",
