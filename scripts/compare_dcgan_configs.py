@@ -68,12 +68,12 @@ def patch(script: str, setting: dict[str, str | int]) -> str:
     return script
 
 
-def fid_record(copy: Path) -> list[tuple[int, float, float]]:
-    """(step, training seconds, FID) recorded so far by the run in ``copy``."""
+def fid_record(copy: Path, finished: bool = False) -> list[tuple[int, float, float]]:
+    """(step, training seconds, FID) recorded so far by the run in ``copy``; a finished run
+    has dropped its saved state, and its record is in the checkpoint it wrote."""
     files = sorted((copy / "runs").glob("dcgan-*/last.pt"))
-    finished = copy / "book_utils" / "checkpoints" / "dcgan.pt"
-    if (copy / "finished").exists():
-        files.append(finished)
+    if finished:
+        files.append(copy / "book_utils" / "checkpoints" / "dcgan.pt")
     best: list[tuple[int, float, float]] = []
     for path in files:
         try:
@@ -193,9 +193,7 @@ def main(argv: list[str] | None = None) -> None:
     summary = {}
     for name, (process, copy) in runs.items():
         done = process.returncode == 0
-        if done:
-            (copy / "finished").touch()
-        rows = fid_record(copy)
+        rows = fid_record(copy, finished=done)
         summary[name] = {"setting": SETTINGS[name], "finished": done, "fid_record": rows}
         resume = (
             f"cd {copy / 'chapters'} && BOOK_MODE=full BOOK_RETRAIN=1 "
