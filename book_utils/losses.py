@@ -16,6 +16,7 @@ so a quantity to maximise appears with a minus sign.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -40,6 +41,18 @@ def generator_loss_nonsaturating(fake_logits: torch.Tensor) -> torch.Tensor:
     """G's loss in practice: the non-saturating heuristic of Goodfellow et al. (2014)."""
     # G, non-saturating (a deviation from the minimax game): max_G  E_z[log D(G(z))]
     return F.softplus(-fake_logits).mean()
+
+
+@dataclass(frozen=True)
+class GANTrainConfig:
+    """The settings of the alternating optimisation of chapters 02 and 03."""
+
+    num_steps: int = 10_000  # total training steps (one D update and one G update each)
+    batch_size: int = 64  # real images per step (and as many fakes)
+    lr_g: float = 2e-4  # Adam learning rate of G
+    lr_d: float = 2e-4  # Adam learning rate of D
+    betas: tuple[float, float] = (0.5, 0.999)  # Adam's (beta1, beta2); beta1 = 0.5 as in DCGAN
+    seed: int = 0  # seeds the weights, the noise and the order of the minibatches
 
 
 # --------------------------------------------------------------------------- VAE (chapter 04)

@@ -1,16 +1,20 @@
 """Device, seed, precision and run mode: the few switches every chapter shares.
 
-The run mode is read from the environment variable ``BOOK_MODE``:
+Three environment variables steer a chapter from outside, without editing it:
 
-* ``full`` (the default) trains with the real budget, or loads the finished checkpoint;
-* ``smoke`` runs the same code with a tiny budget, for tests and CI.
-
-A chapter never branches on the mode itself; it asks :func:`budget` for a number.
+* ``BOOK_MODE``: ``full`` (the default) trains with the real budget, or loads the finished
+  model; ``smoke`` runs the same code with a tiny budget, for tests and CI. A chapter
+  never branches on the mode itself; it asks :func:`budget` for a number;
+* ``BOOK_RETRAIN=1``: train even where a finished model exists (:func:`retrain_requested`);
+* ``BOOK_OVERRIDES``: a JSON object of hyperparameters that replace those of the chapter's
+  hyperparameter cell, e.g. ``{"batch_size": 128, "g_channels": 256}`` (:func:`override`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import json
 import os
 import random
 from collections.abc import Iterator
@@ -20,6 +24,8 @@ import numpy as np
 import torch
 
 MODE_ENV = "BOOK_MODE"
+RETRAIN_ENV = "BOOK_RETRAIN"
+OVERRIDES_ENV = "BOOK_OVERRIDES"
 MODES = ("full", "smoke")
 
 T = TypeVar("T")
@@ -44,6 +50,39 @@ def budget(full: T, smoke: T) -> T:
     return smoke if get_mode() == "smoke" else full
 
 
+def retrain_requested(retrain: bool | None = None) -> bool:
+    """Whether to train even where a finished model exists: ``retrain`` if given, else
+    ``$BOOK_RETRAIN`` (``1``/``true``/``yes``, or ``0``/``false``/``no``/unset)."""
+    if retrain is not None:
+        return bool(retrain)
+    value = os.environ.get(RETRAIN_ENV, "").strip().lower()
+    if value not in ("1", "true", "yes", "", "0", "false", "no"):
+        raise ValueError(f"{RETRAIN_ENV}={value!r}: set it to 1 (retrain) or 0 (load), or unset it")
+    return value in ("1", "true", "yes")
+
+
+def override(*configs: T) -> T | tuple[T, ...]:
+    """The configs (frozen dataclasses) with the fields named in ``$BOOK_OVERRIDES`` replaced.
+
+    Every key must be a field of exactly one of the configs, so a typo is an error rather
+    than a setting silently ignored. Returns one config, or a tuple of them.
+    """
+    wanted = json.loads(os.environ.get(OVERRIDES_ENV, "").strip() or "{}")
+    out = []
+    for config in configs:
+        names = {f.name for f in dataclasses.fields(config)}
+        changes = {key: value for key, value in wanted.items() if key in names}
+        out.append(dataclasses.replace(config, **changes))
+    for key in wanted:
+        owners = [type(c).__name__ for c in configs if key in dataclasses.asdict(c)]
+        if len(owners) != 1:
+            raise ValueError(
+                f"{OVERRIDES_ENV} sets {key!r}, a field of {owners or 'none'} of the configs "
+                f"{[type(c).__name__ for c in configs]}; name a field of exactly one of them"
+            )
+    return out[0] if len(out) == 1 else tuple(out)
+
+
 def get_device(prefer: str | None = None) -> torch.device:
     """The device to train on: CUDA if present, then Apple's MPS, else the CPU.
 
@@ -57,6 +96,14 @@ def get_device(prefer: str | None = None) -> torch.device:
     if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
         return torch.device("mps")
     return torch.device("cpu")
+
+
+def describe_device(device: torch.device | str) -> str:
+    """A short name for a machine, e.g. "NVIDIA H200" or "CPU, 2 threads"."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"CPU, {torch.get_num_threads()} threads" if device.type == "cpu" else device.type
 
 
 def set_seed(seed: int) -> torch.Generator:

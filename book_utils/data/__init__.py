@@ -1,5 +1,6 @@
 """Data sets of the book: real MNIST and the toy distributions of chapter 01."""
 
+from book_utils.data.batches import minibatches
 from book_utils.data.mnist import (
     MNIST,
     DataRootError,
@@ -36,6 +37,7 @@ __all__ = [
     "grid_of_gaussians",
     "iterate_minibatches",
     "load_mnist",
+    "minibatches",
     "mode_coverage",
     "ring_of_gaussians",
     "to_signed_unit",

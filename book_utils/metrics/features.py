@@ -11,12 +11,10 @@ from pathlib import Path
 
 import torch
 
-from book_utils.checkpoint import load_checkpoint
-from book_utils.models.classifier import ClassifierConfig, MnistClassifier
+from book_utils.checkpoint import CHECKPOINT_DIR, from_pretrained
+from book_utils.models.classifier import MnistClassifier
 
-CHECKPOINT_DIR = Path(__file__).resolve().parent.parent / "checkpoints"
-CLASSIFIER_CHECKPOINT = CHECKPOINT_DIR / "mnist_classifier.pt"
-CLASSIFIER_NAME = "mnist_classifier"
+CLASSIFIER_CHECKPOINT = CHECKPOINT_DIR / "mnist_classifier"  # the model folder
 
 
 def check_images(images: torch.Tensor, name: str = "images") -> torch.Tensor:
@@ -54,12 +52,8 @@ def check_images(images: torch.Tensor, name: str = "images") -> torch.Tensor:
 def load_classifier(
     path: str | Path = CLASSIFIER_CHECKPOINT, device: str | torch.device = "cpu"
 ) -> MnistClassifier:
-    """The trained MNIST classifier, in eval mode, from its committed checkpoint."""
-    config = ClassifierConfig()
-    state = load_checkpoint(path, model_name=CLASSIFIER_NAME, config=config)
-    model = MnistClassifier(config)
-    model.load_state_dict(state["model"])
-    return model.to(device).eval()
+    """The trained MNIST classifier, in eval mode, from its model folder."""
+    return from_pretrained(Path(path), device, model_class=MnistClassifier)
 
 
 @torch.no_grad()

@@ -1,17 +1,16 @@
 """Train the MNIST classifier whose features the book's metrics use.
 
-    python -m book_utils.metrics.train_classifier            # full budget, then save
-    BOOK_MODE=smoke python -m book_utils.metrics.train_classifier --out /tmp/clf.pt
+    BOOK_RETRAIN=1 python -m book_utils.metrics.train_classifier   # full budget, then save
+    BOOK_MODE=smoke python -m book_utils.metrics.train_classifier     # a few steps, to try it
 
-Writes the committed checkpoint ``book_utils/checkpoints/mnist_classifier.pt`` (half
-precision, about 1 MB) with the measured test accuracy. Training saves its state after
-every epoch under ``runs/mnist_classifier/`` and resumes from it when restarted.
+Writes the model folder ``book_utils/checkpoints/mnist_classifier/`` (half precision, about
+half a MB) with the measured test accuracy in its record. Training saves its state every
+500 steps (see :class:`book_utils.training.Run`) and resumes from it when restarted.
 """
 
 from __future__ import annotations
 
 import argparse
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,16 +18,11 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from book_utils.checkpoint import (
-    TrainingState,
-    restore_training_state,
-    save_checkpoint,
-    save_training_state,
-)
-from book_utils.data import iterate_minibatches, load_mnist, to_signed_unit
-from book_utils.metrics.features import CLASSIFIER_CHECKPOINT, CLASSIFIER_NAME
+from book_utils.checkpoint import from_pretrained
+from book_utils.data import load_mnist, minibatches, to_signed_unit
 from book_utils.models.classifier import ClassifierConfig, MnistClassifier
 from book_utils.runtime import budget, get_device, set_seed
+from book_utils.training import Run
 
 
 @dataclass(frozen=True)
@@ -41,7 +35,9 @@ class TrainConfig:
     seed: int = 0
 
 
-def random_shift(x: torch.Tensor, max_shift: int, generator: torch.Generator) -> torch.Tensor:
+def random_shift(
+    x: torch.Tensor, max_shift: int, generator: torch.Generator | None = None
+) -> torch.Tensor:
     """Translate each image by a random whole number of pixels in [-max_shift, max_shift]."""
     n = x.shape[0]
     shifts = torch.randint(-max_shift, max_shift + 1, (n, 2), generator=generator)
@@ -64,75 +60,48 @@ def accuracy(model: MnistClassifier, x: torch.Tensor, y: torch.Tensor) -> float:
     return correct / len(y)
 
 
-def train(config: TrainConfig, out: Path, run_dir: Path) -> dict[str, float]:
-    """Train (or resume), evaluate on the test set, and save the final checkpoint."""
+def train(config: TrainConfig) -> Path | None:
+    """Train (or resume), measure the test accuracy, and save the model folder."""
     device = get_device()
-    generator = set_seed(config.seed)
+    set_seed(config.seed)
     mnist = load_mnist()
     x_train = to_signed_unit(mnist.x_train).to(device)  # (60000, 1, 28, 28)
     y_train = mnist.y_train.to(device)
     x_test = to_signed_unit(mnist.x_test).to(device)
     y_test = mnist.y_test.to(device)
-    num_epochs = budget(full=config.num_epochs, smoke=1)
     steps_per_epoch = len(x_train) // config.batch_size
-    num_steps = budget(full=num_epochs * steps_per_epoch, smoke=5)
+    num_steps = budget(full=config.num_epochs * steps_per_epoch, smoke=5)
 
     model = MnistClassifier(ClassifierConfig()).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     schedule = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=config.lr, total_steps=num_steps)
-    modules = {"model": model, "opt": opt, "schedule": schedule}
-    run_path = run_dir / "last.pt"
-    state = restore_training_state(
-        run_path, model_name=CLASSIFIER_NAME, config=config, modules=modules
-    ) or TrainingState(history={"loss": []})
-    if state.step:
-        print(f"resuming from step {state.step} of {num_steps}")
-
-    start = time.perf_counter()
-    progress = tqdm(total=num_steps, initial=state.step, desc="classifier")
-    while state.step < num_steps:
-        model.train()
-        for idx in iterate_minibatches(len(x_train), config.batch_size, generator=generator):
-            idx = idx.to(device)
-            x = random_shift(x_train[idx], config.max_shift, generator)
-            loss = F.cross_entropy(model(x), y_train[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            schedule.step()
-            state.history["loss"].append(loss.item())
-            state.step += 1
-            progress.update()
-            if state.step >= num_steps:
-                break
-        save_training_state(
-            run_path, model_name=CLASSIFIER_NAME, config=config, modules=modules, training=state
-        )
-    progress.close()
-    model.half().float()  # the checkpoint is stored in half precision: score what is stored
-    test_accuracy = accuracy(model, x_test, y_test)
-    summary = {
-        "test_accuracy": test_accuracy,
-        "num_steps": num_steps,
-        "seconds_this_run": time.perf_counter() - start,
-    }
-    save_checkpoint(
-        out,
-        model_name=CLASSIFIER_NAME,
-        config=ClassifierConfig(),
-        state={"model": model.state_dict(), "summary": summary, "train_config": vars(config)},
-        half=True,
-    )
-    return summary
+    run = Run("mnist_classifier", config, model=model, opt=opt, schedule=schedule)
+    print(run)
+    if run.done:
+        return None
+    batches = minibatches(len(x_train), config.batch_size, config.seed, run.step, device)
+    model.train()
+    for step in tqdm(range(run.step, num_steps), initial=run.step, total=num_steps):
+        idx = next(batches)
+        loss = F.cross_entropy(model(random_shift(x_train[idx], config.max_shift)), y_train[idx])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        schedule.step()
+        run.log(step, {"loss": loss.detach()})
+        if (step + 1) % 500 == 0:
+            run.save(step + 1)
+    model.half().float()  # the model is stored in half precision: score what is stored
+    run.record.figures["test_accuracy"] = accuracy(model, x_test, y_test)
+    return run.finish(model)
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Train the book's MNIST classifier.")
-    parser.add_argument("--out", type=Path, default=CLASSIFIER_CHECKPOINT)
-    parser.add_argument("--run-dir", type=Path, default=Path("runs/mnist_classifier"))
-    args = parser.parse_args(argv)
-    summary = train(TrainConfig(), args.out, args.run_dir)
-    print(f"test accuracy {summary['test_accuracy']:.4f}; saved {args.out}")
+    argparse.ArgumentParser(description="Train the book's MNIST classifier.").parse_args(argv)
+    folder = train(TrainConfig())
+    if folder is not None:
+        model = from_pretrained(folder)
+        print(f"test accuracy {model.record.figures['test_accuracy']:.4f}; saved {folder}")
 
 
 if __name__ == "__main__":

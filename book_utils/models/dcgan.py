@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from book_utils.models.sampling import sample_generator
+from book_utils.models.layers import eval_mode, latent_noise
 
 
 @dataclass(frozen=True)
@@ -74,9 +74,12 @@ class DCGANGenerator(nn.Module):
         h = h.view(-1, 2 * self.config.g_channels, 7, 7)  # (B, 2c, 7, 7)
         return self.net(h)  # (B, 2c, 7, 7) -> (B, c, 14, 14) -> (B, 1, 28, 28)
 
+    pixel_range = (-1.0, 1.0)  # what sample() returns: tanh outputs
+
+    @eval_mode
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """n images G(z), z ~ N(0, I) drawn with ``generator``, in eval mode, no gradients."""
-        return sample_generator(self, n, self.config.latent_dim, generator)  # (n, 1, 28, 28)
+        return self(latent_noise(self, n, self.config.latent_dim, generator))  # (n, 1, 28, 28)
 
 
 class DCGANDiscriminator(nn.Module):

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from book_utils.models.sampling import sample_generator
+from book_utils.models.layers import eval_mode, latent_noise, mlp
 
 IMAGE_SHAPE = (1, 28, 28)  # (channels, height, width) of an MNIST image
 NUM_PIXELS = 28 * 28
@@ -29,36 +29,26 @@ class MLPGANConfig:
     d_dropout: float = 0.3  # dropout after each hidden layer of D (training only)
 
 
-def linear_stack(
-    in_dim: int, widths: tuple[int, ...], dropout: float = 0.0
-) -> tuple[nn.Sequential, int]:
-    """Linear -> LeakyReLU(0.2) [-> Dropout] for each width; returns the stack and its out dim."""
-    layers: list[nn.Module] = []
-    for width in widths:
-        layers += [nn.Linear(in_dim, width), nn.LeakyReLU(0.2)]
-        if dropout > 0:
-            layers.append(nn.Dropout(dropout))
-        in_dim = width
-    return nn.Sequential(*layers), in_dim
-
-
 class MLPGenerator(nn.Module):
     """G: z (B, latent_dim) -> images (B, 1, 28, 28) in [-1, 1]."""
 
     def __init__(self, config: MLPGANConfig = MLPGANConfig()) -> None:
         super().__init__()
         self.config = config
-        self.hidden, width = linear_stack(config.latent_dim, config.g_hidden)
-        self.out = nn.Linear(width, NUM_PIXELS)
+        self.hidden = mlp(config.latent_dim, config.g_hidden, slope=0.2)
+        self.out = nn.Linear(config.g_hidden[-1], NUM_PIXELS)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         h = self.hidden(z)  # (B, g_hidden[-1])
         x = torch.tanh(self.out(h))  # (B, 784) in [-1, 1], the range of the data
         return x.view(-1, *IMAGE_SHAPE)  # (B, 1, 28, 28)
 
+    pixel_range = (-1.0, 1.0)  # what sample() returns: tanh outputs
+
+    @eval_mode
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """n images G(z), z ~ N(0, I) drawn with ``generator``, in eval mode, no gradients."""
-        return sample_generator(self, n, self.config.latent_dim, generator)  # (n, 1, 28, 28)
+        return self(latent_noise(self, n, self.config.latent_dim, generator))  # (n, 1, 28, 28)
 
 
 class MLPDiscriminator(nn.Module):
@@ -67,8 +57,8 @@ class MLPDiscriminator(nn.Module):
     def __init__(self, config: MLPGANConfig = MLPGANConfig()) -> None:
         super().__init__()
         self.config = config
-        self.hidden, width = linear_stack(NUM_PIXELS, config.d_hidden, config.d_dropout)
-        self.out = nn.Linear(width, 1)  # one logit, no sigmoid: the losses take logits
+        self.hidden = mlp(NUM_PIXELS, config.d_hidden, slope=0.2, dropout=config.d_dropout)
+        self.out = nn.Linear(config.d_hidden[-1], 1)  # one logit, no sigmoid: losses take logits
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.hidden(x.flatten(1))  # (B, 784) -> (B, d_hidden[-1])

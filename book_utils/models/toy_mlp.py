@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from book_utils.models.layers import eval_mode, latent_noise, mlp
+
 
 @dataclass(frozen=True)
 class ToyMLPConfig:
@@ -22,40 +24,22 @@ class ToyMLPConfig:
     num_hidden: int = 2  # number of hidden layers in each network
 
 
-def mlp(in_dim: int, hidden_dim: int, out_dim: int, num_hidden: int, slope: float) -> nn.Sequential:
-    """Linear -> activation, num_hidden times, then a final Linear (no activation).
-
-    The activation is LeakyReLU(slope), or a plain ReLU when slope is 0.
-    """
-    layers: list[nn.Module] = []
-    dim = in_dim
-    for _ in range(num_hidden):
-        activation = nn.ReLU() if slope == 0 else nn.LeakyReLU(slope)
-        layers += [nn.Linear(dim, hidden_dim), activation]
-        dim = hidden_dim
-    layers.append(nn.Linear(dim, out_dim))
-    return nn.Sequential(*layers)
-
-
 class ToyGenerator(nn.Module):
     """G: z (B, latent_dim) -> x (B, data_dim), an MLP with ReLU hidden layers."""
 
     def __init__(self, config: ToyMLPConfig) -> None:
         super().__init__()
         self.config = config
-        self.net = mlp(
-            config.latent_dim, config.hidden_dim, config.data_dim, config.num_hidden, slope=0.0
-        )
+        hidden = mlp(config.latent_dim, (config.hidden_dim,) * config.num_hidden)  # ReLU
+        self.net = nn.Sequential(*hidden, nn.Linear(config.hidden_dim, config.data_dim))
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return self.net(z)  # (B, data_dim)
 
+    @eval_mode
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """Draw n points x = G(z), z ~ N(0, I), shape (n, data_dim), without gradients."""
-        device = next(self.parameters()).device
-        z = torch.randn(n, self.config.latent_dim, generator=generator)  # (n, latent_dim)
-        with torch.no_grad():
-            return self(z.to(device))
+        return self(latent_noise(self, n, self.config.latent_dim, generator))  # (n, data_dim)
 
 
 class ToyDiscriminator(nn.Module):
@@ -67,7 +51,8 @@ class ToyDiscriminator(nn.Module):
     def __init__(self, config: ToyMLPConfig) -> None:
         super().__init__()
         self.config = config
-        self.net = mlp(config.data_dim, config.hidden_dim, 1, config.num_hidden, slope=0.2)
+        hidden = mlp(config.data_dim, (config.hidden_dim,) * config.num_hidden, slope=0.2)
+        self.net = nn.Sequential(*hidden, nn.Linear(config.hidden_dim, 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.ndim == 1 and self.config.data_dim == 1:

@@ -22,6 +22,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from book_utils.models.layers import eval_mode, latent_noise, mlp
+
 IMAGE_SHAPE = (1, 28, 28)  # (channels, height, width) of an MNIST image
 NUM_PIXELS = 28 * 28
 
@@ -32,26 +34,17 @@ class VAEConfig:
     hidden: tuple[int, ...] = (512, 512)  # encoder widths; the decoder uses them reversed
 
 
-def relu_stack(in_dim: int, widths: tuple[int, ...]) -> tuple[nn.Sequential, int]:
-    """Linear -> ReLU for each width; returns the stack and its output size."""
-    layers: list[nn.Module] = []
-    for width in widths:
-        layers += [nn.Linear(in_dim, width), nn.ReLU()]
-        in_dim = width
-    return nn.Sequential(*layers), in_dim
-
-
 class VAE(nn.Module):
     """Encoder q(z|x), decoder p(x|z) and the N(0, I) prior, for 28x28 binary images."""
 
     def __init__(self, config: VAEConfig = VAEConfig()) -> None:
         super().__init__()
         self.config = config
-        self.encoder, width = relu_stack(NUM_PIXELS, config.hidden)
-        self.to_mu = nn.Linear(width, config.latent_dim)
-        self.to_logvar = nn.Linear(width, config.latent_dim)
-        self.decoder, width = relu_stack(config.latent_dim, tuple(reversed(config.hidden)))
-        self.to_logits = nn.Linear(width, NUM_PIXELS)
+        self.encoder = mlp(NUM_PIXELS, config.hidden)  # Linear -> ReLU layers
+        self.to_mu = nn.Linear(config.hidden[-1], config.latent_dim)
+        self.to_logvar = nn.Linear(config.hidden[-1], config.latent_dim)
+        self.decoder = mlp(config.latent_dim, tuple(reversed(config.hidden)))
+        self.to_logits = nn.Linear(config.hidden[0], NUM_PIXELS)
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """q(z|x): images (B, 1, 28, 28) -> mean and log-variance, each (B, latent_dim)."""
@@ -63,6 +56,9 @@ class VAE(nn.Module):
         h = self.decoder(z)  # (..., hidden[0])
         return self.to_logits(h).unflatten(-1, IMAGE_SHAPE)  # (..., 784) -> (..., 1, 28, 28)
 
+    pixel_range = (0.0, 1.0)  # what sample() returns: pixel probabilities
+
+    @eval_mode
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """n images from the model: z ~ N(0, I) (drawn on the CPU with ``generator``), then
         the decoder's pixel probabilities sigmoid(logits) in [0, 1], shape (n, 1, 28, 28).
@@ -70,10 +66,8 @@ class VAE(nn.Module):
         These are the *means* of p(x|z), the usual way to show a Bernoulli VAE's samples;
         ``torch.bernoulli`` of them gives binary images.
         """
-        z = torch.randn(n, self.config.latent_dim, generator=generator)  # (n, latent_dim)
-        device = next(self.parameters()).device
-        with torch.no_grad():
-            return torch.sigmoid(self.decode(z.to(device)))  # (n, 1, 28, 28)
+        z = latent_noise(self, n, self.config.latent_dim, generator)  # (n, latent_dim)
+        return torch.sigmoid(self.decode(z))  # (n, 1, 28, 28)
 
 
 def reparameterise(
