@@ -46,7 +46,7 @@ COLAB_PREINSTALLED = (
     "IPython",
     "PIL",
 )
-COLAB_EXTRA_PACKAGES = {"pytorch-fid": "pytorch_fid"}
+COLAB_EXTRA_PACKAGES = {"pytorch-fid": "pytorch_fid", "safetensors": "safetensors"}
 COLAB_CELL_FIRST_LINE = "# On Colab, install book_utils (the book's code and trained models)."
 CODE_CELL_FENCE = "```{code-cell} ipython3"
 

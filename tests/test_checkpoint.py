@@ -1,172 +1,99 @@
-"""Checkpoints: atomic save, safe load, refusing another model, resuming training."""
+"""Model folders: a round trip keeps the weights, and every broken folder gets a clear error."""
 
-import dataclasses
-import os
+import json
 import pickle
 
 import pytest
 import torch
-from torch import nn
 
-from book_utils.checkpoint import (
-    CheckpointError,
-    CheckpointMismatchError,
-    TrainingState,
-    load_checkpoint,
-    restore_training_state,
-    save_checkpoint,
-    save_training_state,
-)
+from book_utils.checkpoint import CheckpointError, Record, from_pretrained, save_pretrained
+from book_utils.models.dcgan import DCGANConfig, DCGANGenerator
+from book_utils.models.vae import VAE, VAEConfig
+
+SMALL = DCGANConfig(latent_dim=8, g_channels=4, d_channels=4)
 
 
-@dataclasses.dataclass(frozen=True)
-class TinyConfig:
-    width: int = 4
-    sizes: tuple[int, ...] = (1, 2)
-
-
-def test_round_trip_keeps_tensors_and_values(tmp_path):
-    path = tmp_path / "ck.pt"
-    net = nn.Linear(3, 4)
-    save_checkpoint(
-        path, model_name="tiny", config=TinyConfig(), state={"net": net.state_dict(), "step": 5}
-    )
-    state = load_checkpoint(path, model_name="tiny", config=TinyConfig())
-    assert state["step"] == 5
-    assert torch.equal(state["net"]["weight"], net.weight.detach())
-    assert not list(tmp_path.glob("*.tmp")), "no temporary file is left behind"
-
-
-def test_half_precision_halves_the_tensors(tmp_path):
-    net = nn.Linear(64, 64)
-    full = save_checkpoint(
-        tmp_path / "a.pt", model_name="m", config={}, state={"net": net.state_dict()}
-    )
-    half = save_checkpoint(
-        tmp_path / "b.pt", model_name="m", config={}, state={"net": net.state_dict()}, half=True
-    )
-    assert half.stat().st_size < 0.6 * full.stat().st_size
-    state = load_checkpoint(half, model_name="m")
-    assert state["net"]["weight"].dtype == torch.float16
-    fresh = nn.Linear(64, 64)
-    fresh.load_state_dict(state["net"])  # copies into float32 parameters
-    assert torch.allclose(fresh.weight, net.weight, atol=1e-3)
-
-
-def test_crash_mid_write_keeps_the_old_file(tmp_path, monkeypatch):
-    path = tmp_path / "ck.pt"
-    save_checkpoint(path, model_name="m", config={}, state={"step": 1})
-    before = path.read_bytes()
-
-    def exploding_save(obj, handle):
-        handle.write(b"partial")
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(torch, "save", exploding_save)
-    with pytest.raises(KeyboardInterrupt):
-        save_checkpoint(path, model_name="m", config={}, state={"step": 2})
-    assert path.read_bytes() == before
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["ck.pt"]
-
-
-class _Payload:
-    """Unpickling this object would create a marker file: code execution."""
-
-    def __init__(self, marker: str):
-        self.marker = marker
-
-    def __reduce__(self):
-        return (os.mkdir, (self.marker,))
-
-
-def test_pickle_payload_is_refused_not_executed(tmp_path):
-    marker = tmp_path / "pwned"
-    path = tmp_path / "evil.pt"
-    torch.save(
-        {"format_version": 1, "model_name": "m", "config": {}, "state": _Payload(str(marker))}, path
-    )
-    with pytest.raises(CheckpointError, match="Refusing to load"):
-        load_checkpoint(path, model_name="m")
-    assert not marker.exists()
-    # The same goes for a plain pickle file named like a checkpoint.
-    plain = tmp_path / "plain.pt"
-    plain.write_bytes(pickle.dumps(_Payload(str(marker))))
-    with pytest.raises(CheckpointError):
-        load_checkpoint(plain, model_name="m")
-    assert not marker.exists()
-
-
-def test_missing_and_corrupt_files_give_clear_errors(tmp_path):
-    with pytest.raises(CheckpointError, match="No checkpoint at .*Train the model first"):
-        load_checkpoint(tmp_path / "nope.pt", model_name="m")
-    path = tmp_path / "ck.pt"
-    save_checkpoint(path, model_name="m", config={}, state={"w": torch.randn(100, 100)})
-    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
-    with pytest.raises(CheckpointError, match="corrupt.*Delete it"):
-        load_checkpoint(path, model_name="m")
-
-
-def test_other_model_or_config_is_refused(tmp_path):
-    path = tmp_path / "ck.pt"
-    save_checkpoint(path, model_name="dcgan", config=TinyConfig(width=4), state={})
-    with pytest.raises(CheckpointMismatchError, match="holds a 'dcgan' model, not 'vae'"):
-        load_checkpoint(path, model_name="vae")
-    with pytest.raises(CheckpointMismatchError, match="width: checkpoint 4 vs now 8"):
-        load_checkpoint(path, model_name="dcgan", config=TinyConfig(width=8))
-    # Tuples and lists compare equal after saving.
-    load_checkpoint(path, model_name="dcgan", config=TinyConfig(width=4))
-
-
-def _train(net, opt, steps, start=0):
-    losses = []
-    for _ in range(start, steps):
-        x = torch.randn(16, 3)
-        loss = (net(x) - x.sum(1, keepdim=True)).pow(2).mean()
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
-    return losses
-
-
-def test_interrupted_training_resumes_exactly(tmp_path):
-    cfg = TinyConfig()
-    # One run of 10 steps without interruption.
+@pytest.fixture
+def folder(tmp_path):
     torch.manual_seed(0)
-    net_a = nn.Linear(3, 1)
-    opt_a = torch.optim.Adam(net_a.parameters(), lr=0.01)
-    losses_a = _train(net_a, opt_a, 10)
-
-    # The same run stopped after 6 steps, then resumed in a fresh process-like state.
-    path = tmp_path / "run.pt"
-    torch.manual_seed(0)
-    net_b = nn.Linear(3, 1)
-    opt_b = torch.optim.Adam(net_b.parameters(), lr=0.01)
-    first = _train(net_b, opt_b, 6)
-    save_training_state(
-        path,
-        model_name="tiny",
-        config=cfg,
-        modules={"net": net_b, "opt": opt_b},
-        training=TrainingState(step=6, history={"loss": first}),
+    G = DCGANGenerator(SMALL)
+    record = Record(steps=7, seconds=1.5, machine="CPU", history={"step": [6], "loss": [0.5]})
+    record.snapshot_steps, record.snapshots = (
+        [0, 7],
+        [torch.zeros(4, 28, 28, dtype=torch.uint8)] * 2,
     )
-    torch.manual_seed(999)  # a new session starts with other random numbers
-    net_c = nn.Linear(3, 1)
-    opt_c = torch.optim.Adam(net_c.parameters(), lr=0.01)
-    resumed = restore_training_state(
-        path, model_name="tiny", config=cfg, modules={"net": net_c, "opt": opt_c}
-    )
-    assert resumed is not None and resumed.step == 6 and resumed.history["loss"] == first
-    rest = _train(net_c, opt_c, 10, start=resumed.step)
-    assert first + rest == pytest.approx(losses_a, rel=1e-6)
-    assert torch.allclose(net_c.weight, net_a.weight)
+    save_pretrained(G, tmp_path / "g", record)
+    return tmp_path / "g", G
 
 
-def test_restore_without_a_file_starts_fresh(tmp_path):
-    net = nn.Linear(2, 2)
+def test_round_trip_rebuilds_the_model_with_its_config_weights_and_record(folder):
+    path, G = folder
+    assert sorted(p.name for p in path.iterdir()) == [
+        "config.json", "model.safetensors", "record.json", "snapshots.safetensors"
+    ]  # fmt: skip
+    loaded = from_pretrained(path)
+    assert type(loaded) is DCGANGenerator and loaded.config == SMALL and not loaded.training
+    for key, value in G.state_dict().items():  # stored in float16, read back into float32
+        assert torch.equal(loaded.state_dict()[key], value.half().to(value.dtype)), key
+    assert loaded.record.steps == 7 and loaded.record.history == {"step": [6], "loss": [0.5]}
     assert (
-        restore_training_state(
-            tmp_path / "none.pt", model_name="m", config={}, modules={"net": net}
-        )
-        is None
+        loaded.record.snapshot_steps == [0, 7] and loaded.record.snapshots[1].dtype == torch.uint8
     )
+    assert not list(path.glob(".*.tmp")), "no temporary file is left behind"
+
+
+def test_a_folder_of_another_class_is_refused(folder):
+    with pytest.raises(CheckpointError, match="holds a DCGANGenerator, not a VAE"):
+        from_pretrained(folder[0], model_class=VAE)
+
+
+def test_a_missing_weights_file_says_what_to_do(folder):
+    (folder[0] / "model.safetensors").unlink()
+    with pytest.raises(CheckpointError, match="has no model.safetensors.*RETRAIN = True"):
+        from_pretrained(folder[0])
+
+
+def test_a_config_that_does_not_fit_the_weights_is_refused(folder):
+    config_file = folder[0] / "config.json"
+    saved = json.loads(config_file.read_text())
+    saved["config"]["g_channels"] = 8  # the weights were made with 4
+    config_file.write_text(json.dumps(saved))
+    with pytest.raises(CheckpointError, match="do not fit the config"):
+        from_pretrained(folder[0])
+    saved["config"]["no_such_field"] = 1
+    config_file.write_text(json.dumps(saved))
+    with pytest.raises(CheckpointError, match="do not fit the config"):
+        from_pretrained(folder[0])
+
+
+def test_corrupt_files_and_unknown_names_are_refused(folder, tmp_path):
+    weights = folder[0] / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:100])  # truncated
+    with pytest.raises(CheckpointError, match="corrupt"):
+        from_pretrained(folder[0])
+    with pytest.raises(CheckpointError, match="No saved model.*dcgan"):
+        from_pretrained("no_such_model")
+    (tmp_path / "odd").mkdir()
+    (tmp_path / "odd" / "config.json").write_text(json.dumps({"class": "os.system"}))
+    (tmp_path / "odd" / "model.safetensors").write_bytes(weights.read_bytes())
+    with pytest.raises(CheckpointError):
+        from_pretrained(tmp_path / "odd")
+
+
+def test_no_file_of_a_model_folder_is_a_pickle(folder):
+    for file in folder[0].iterdir():
+        with pytest.raises(pickle.UnpicklingError), open(file, "rb") as handle:
+            pickle.load(handle)
+
+
+def test_a_model_outside_the_registry_cannot_be_saved(tmp_path):
+    class Unknown(torch.nn.Linear):
+        config = {}
+
+    with pytest.raises(ValueError, match="MODEL_CLASSES"):
+        save_pretrained(Unknown(2, 2), tmp_path / "u")
+
+
+def test_tuples_in_configs_come_back_as_tuples(tmp_path):
+    vae = VAE(VAEConfig(latent_dim=2, hidden=(8, 4)))
+    assert from_pretrained(save_pretrained(vae, tmp_path / "v")).config == vae.config

@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 import torch
 
-from book_utils.checkpoint import CheckpointMismatchError, load_checkpoint
+from book_utils.checkpoint import CheckpointError, from_pretrained
 from book_utils.data import load_mnist, to_signed_unit
 from book_utils.metrics import FidProbe, extract, fid, load_classifier
 from book_utils.metrics.features import CLASSIFIER_CHECKPOINT
 from book_utils.metrics.train_classifier import random_shift
-from book_utils.models.classifier import ClassifierConfig, MnistClassifier
+from book_utils.models.classifier import MnistClassifier
 
 
 @pytest.fixture(scope="module")
@@ -26,10 +26,13 @@ def classifier():
     return load_classifier()
 
 
-def test_checkpoint_is_small_and_half_precision():
-    assert CLASSIFIER_CHECKPOINT.stat().st_size < 2_000_000
-    state = load_checkpoint(CLASSIFIER_CHECKPOINT, model_name="mnist_classifier")
-    assert state["model"]["fc.weight"].dtype == torch.float16
+def test_model_folder_is_small_and_half_precision():
+    from safetensors.torch import load_file
+
+    assert sum(f.stat().st_size for f in CLASSIFIER_CHECKPOINT.iterdir()) < 2_000_000
+    assert (
+        load_file(CLASSIFIER_CHECKPOINT / "model.safetensors")["fc.weight"].dtype == torch.float16
+    )
 
 
 def test_test_accuracy_is_at_least_99_3_percent(mnist, classifier):
@@ -38,7 +41,7 @@ def test_test_accuracy_is_at_least_99_3_percent(mnist, classifier):
         predictions = torch.cat([classifier(b).argmax(1) for b in torch.split(x, 2000)])
     accuracy = (predictions == mnist.y_test).double().mean().item()
     assert accuracy >= 0.993
-    saved = load_checkpoint(CLASSIFIER_CHECKPOINT, model_name="mnist_classifier")["summary"]
+    saved = from_pretrained("mnist_classifier").record.figures
     assert accuracy == pytest.approx(saved["test_accuracy"], abs=2e-4)
 
 
@@ -83,13 +86,9 @@ def test_fid_probe_scores_a_generator_against_its_reference(mnist, classifier):
     assert probe(noise) > 20 * first
 
 
-def test_loading_with_another_config_is_refused():
-    with pytest.raises(CheckpointMismatchError, match="channels"):
-        load_checkpoint(
-            CLASSIFIER_CHECKPOINT,
-            model_name="mnist_classifier",
-            config=ClassifierConfig(channels=(8, 8)),
-        )
+def test_loading_another_model_as_the_classifier_is_refused():
+    with pytest.raises(CheckpointError, match="holds a DCGANGenerator, not a MnistClassifier"):
+        load_classifier(CLASSIFIER_CHECKPOINT.parent / "dcgan")
 
 
 def test_classifier_shapes_and_shift_augmentation():

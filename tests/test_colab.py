@@ -224,7 +224,7 @@ def test_package_built_from_the_repository_carries_the_checkpoints(tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
     (wheel,) = (tmp_path / "dist").glob("*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
-    checkpoints = sorted((ROOT / "book_utils" / "checkpoints").glob("*.pt"))
+    checkpoints = sorted((ROOT / "book_utils" / "checkpoints").glob("*/*"))
     assert checkpoints, "no checkpoints in book_utils/checkpoints"
     for path in checkpoints + sorted((ROOT / "book_utils").rglob("*.py")):
         member = path.relative_to(ROOT).as_posix()
@@ -238,5 +238,5 @@ def test_checkpoints_are_committed():
     tracked = subprocess.run(
         ["git", "ls-files", "book_utils/checkpoints"], cwd=ROOT, capture_output=True, text=True
     ).stdout.split()
-    for path in sorted((ROOT / "book_utils" / "checkpoints").glob("*.pt")):
+    for path in sorted((ROOT / "book_utils" / "checkpoints").glob("*/*")):
         assert path.relative_to(ROOT).as_posix() in tracked, f"{path.name} is not committed"
