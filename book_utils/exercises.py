@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from book_utils.data.toy import LOG_2PI
 from book_utils.losses import discriminator_loss, gaussian_kl
 from book_utils.metrics.core import fid, parzen_log_likelihood
 
@@ -104,8 +105,8 @@ def _jsd_unit_gaussians(mu: float) -> float:
     from scipy import integrate
 
     def integrand(x: float) -> float:
-        log_p = -0.5 * x**2 - 0.5 * math.log(2 * math.pi)
-        log_q = -0.5 * (x - mu) ** 2 - 0.5 * math.log(2 * math.pi)
+        log_p = -0.5 * x**2 - 0.5 * LOG_2PI
+        log_q = -0.5 * (x - mu) ** 2 - 0.5 * LOG_2PI
         log_m = np.logaddexp(log_p, log_q) - math.log(2)
         return 0.5 * (math.exp(log_p) * (log_p - log_m) + math.exp(log_q) * (log_q - log_m))
 

@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from book_utils.data.toy import LOG_2PI
 from book_utils.models.vae import reparameterise
 
 
@@ -59,8 +60,6 @@ class GANTrainConfig:
 # The pieces of the evidence lower bound (ELBO) of a VAE with a Gaussian encoder
 # q(z|x) = N(mu, diag(exp(logvar))), a N(0, I) prior and a Bernoulli decoder. Each returns
 # one number per example (summed over pixels or latent dimensions), in nats.
-
-LOG_2PI = math.log(2 * math.pi)
 
 
 def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:

