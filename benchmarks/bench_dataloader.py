@@ -38,13 +38,8 @@ from torch.utils.data import DataLoader
 from torchvision import datasets, transforms
 
 from book_utils import set_seed
-from book_utils.data import (
-    MNIST,
-    iterate_minibatches,
-    load_mnist,
-    to_signed_unit,
-)
-from book_utils.losses import discriminator_loss, generator_loss_nonsaturating
+from book_utils.data import MNIST, load_mnist, minibatches, to_signed_unit
+from book_utils.losses import GANTrainConfig, discriminator_loss, generator_loss_nonsaturating
 from book_utils.metrics import FidProbe, load_classifier
 from book_utils.models.dcgan import DCGANConfig, DCGANDiscriminator, DCGANGenerator
 
@@ -53,11 +48,10 @@ Batches = Iterator[torch.Tensor]
 
 # --------------------------------------------------------------------------- the two pipelines
 def book_batches(x: torch.Tensor, batch_size: int, seed: int) -> Batches:
-    """Endless minibatches of x (already on the device), by indexing with shuffled indices."""
-    for epoch in itertools.count():
-        generator = torch.Generator().manual_seed(seed + epoch)
-        for idx in iterate_minibatches(len(x), batch_size, generator=generator, device=x.device):
-            yield x[idx]  # (B, 1, 28, 28) in [-1, 1]
+    """Endless minibatches of x (already on the device), by indexing with shuffled indices
+    (``minibatches``, as the chapters make them)."""
+    for idx in minibatches(len(x), batch_size, seed, device=x.device):
+        yield x[idx]  # (B, 1, 28, 28) in [-1, 1]
 
 
 def write_torchvision_raw(root: Path, mnist: MNIST) -> None:
@@ -101,25 +95,23 @@ def dataloader_batches(
 
 # --------------------------------------------------------------------------- the model and step
 def make_dcgan(device: torch.device, seed: int) -> tuple[torch.nn.Module, Callable]:
-    """A fresh DCGAN (chapter 03's config and step, with its running average of G's
-    weights); returns (the averaged G, step)."""
+    """A fresh DCGAN with chapter 03's networks, optimisers, running average of G's weights
+    and training step (the chapter's ``train_step`` without the scalars it reports);
+    returns (the averaged G, step)."""
     set_seed(seed)
-    config = DCGANConfig()
+    config, train = DCGANConfig(), GANTrainConfig()
     G, D = DCGANGenerator(config).to(device), DCGANDiscriminator(config).to(device)
-    opt_g = torch.optim.Adam(G.parameters(), lr=2e-4, betas=(0.5, 0.999))
-    opt_d = torch.optim.Adam(D.parameters(), lr=2e-4, betas=(0.5, 0.999))
+    opt_g = torch.optim.Adam(G.parameters(), lr=train.lr_g, betas=train.betas)
+    opt_d = torch.optim.Adam(D.parameters(), lr=train.lr_d, betas=train.betas)
     G_ema = AveragedModel(G, multi_avg_fn=get_ema_multi_avg_fn(0.999), use_buffers=True)
 
     def step(x: torch.Tensor) -> None:
-        z = torch.randn(len(x), config.latent_dim, device=device)
-        x_fake = G(z)
-        # D step: max_D E[log D(x)] + E[log(1 - D(G(z)))]
-        loss_d = discriminator_loss(D(x), D(x_fake.detach()))
+        x_fake = G(torch.randn(len(x), config.latent_dim, device=device))
+        loss_d = discriminator_loss(D(x), D(x_fake.detach()))  # D step
         opt_d.zero_grad(set_to_none=True)
         loss_d.backward()
         opt_d.step()
-        # G step: max_G E[log D(G(z))]  (non-saturating; deviates from the minimax game)
-        loss_g = generator_loss_nonsaturating(D(x_fake))
+        loss_g = generator_loss_nonsaturating(D(x_fake))  # G step, against the updated D
         opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
         opt_g.step()

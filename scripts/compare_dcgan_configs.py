@@ -1,22 +1,26 @@
 """Run chapter 03 with several hyperparameter settings side by side and compare their FID.
 
     python scripts/compare_dcgan_configs.py                     # all settings below
-    python scripts/compare_dcgan_configs.py --only b256,g256    # some of them
+    python scripts/compare_dcgan_configs.py --only g256d128,g256d256   # some of them
     python scripts/compare_dcgan_configs.py --halve-at 220 --deadline 490
 
-This is how chapter 03's network widths and batch size were chosen. Each setting gets its
-own copy of the book under ``runs/compare_dcgan/<name>/`` in which the chapter's
-hyperparameter cell is changed (nothing else), and the copies run at once in full mode
-with retraining on, so each records the FID of its averaged generator during training
-(the chapter's probe). After ``--halve-at`` seconds the worse half, ranked by FID at the
-latest step all of them have reached, is interrupted; at ``--deadline`` seconds the rest
-are. An interrupted copy has saved its progress: rerunning its chapter script (the
-command is printed) resumes it. The FID records are written to
-``runs/compare_dcgan/summary.json`` and printed.
+This is how chapter 03's network widths and batch size were chosen. The chapter is not
+edited: each setting is a set of hyperparameter fields given to it through
+``$BOOK_OVERRIDES`` (see ``book_utils.runtime.override``), e.g. ``{"g_channels": 256}``.
+Each runs in its own copy of the book's package under ``runs/compare_dcgan/<name>/``, so
+that the model it finishes lands in the copy's ``book_utils/checkpoints/dcgan/`` rather
+than over the book's, and its progress in the copy's ``runs/`` (``$BOOK_RUNS_DIR``). The
+copies run at once in full mode with retraining on, so each records the FID of its
+averaged generator during training (the chapter's probe). After ``--halve-at`` seconds
+the worse half, ranked by FID at the latest step all of them have reached, is
+interrupted; at ``--deadline`` seconds the rest are. An interrupted run keeps its last
+save (every 500 steps): rerunning its command (printed at the end) resumes it. The FID
+records are written to ``runs/compare_dcgan/summary.json`` and printed.
 
 Meant for a GPU, where a step of these small networks costs mostly the fixed price of
 launching its operations, so several runs share one GPU well. Needs the chapter as a
-script: ``bash scripts/make_checkpoints.sh`` makes it, or this script runs jupytext.
+script: ``bash scripts/make_checkpoints.sh --convert-only 03_dcgan`` makes it (with
+jupytext), and this script does so if it is missing.
 """
 
 from __future__ import annotations
@@ -35,56 +39,83 @@ from pathlib import Path
 import torch
 
 ROOT = Path(__file__).resolve().parent.parent
-CHAPTER = "03_dcgan"
+sys.path.insert(0, str(ROOT))  # this book's package, whichever copy the runs use
 
-# Changes to the chapter's hyperparameter cell; every key is optional.
-SETTINGS: dict[str, dict[str, str | int]] = {
-    "g128d64": {"g": 128, "d": 64, "batch": 128},
-    "g128d128": {"g": 128, "d": 128, "batch": 128},
-    "g128d128b256": {"g": 128, "d": 128, "batch": 256},
-    "g128d64_slowD": {"g": 128, "d": 64, "batch": 128, "lr_d": "1e-4"},
-    "g256d128": {"g": 256, "d": 128, "batch": 128},
-    "g256d256": {"g": 256, "d": 256, "batch": 128},
-}
-PATTERNS = {  # key -> (pattern in the cell, replacement with {value})
-    "latent": (r"latent_dim=\d+", "latent_dim={}"),
-    "g": (r"g_channels=\d+", "g_channels={}"),
-    "d": (r"d_channels=\d+", "d_channels={}"),
-    "steps": (r"num_steps=budget\(full=[\d_]+", "num_steps=budget(full={}"),
-    "batch": (r"\n    batch_size=\d+,", "\n    batch_size={},"),
-    "lr_g": (r"\n    lr_g=[\d.e-]+,", "\n    lr_g={},"),
-    "lr_d": (r"\n    lr_d=[\d.e-]+,", "\n    lr_d={},"),
-    "ema": (r"\nEMA_DECAY = [\d.]+", "\nEMA_DECAY = {}"),
+from book_utils.checkpoint import Record, from_pretrained  # noqa: E402
+
+CHAPTER, MODEL = "03_dcgan", "dcgan"
+
+# Hyperparameter fields of the chapter's configs (DCGANConfig, GANTrainConfig) per setting.
+SETTINGS: dict[str, dict[str, int | float]] = {
+    "g128d64": {"g_channels": 128, "d_channels": 64, "batch_size": 128},
+    "g128d128": {"g_channels": 128, "d_channels": 128, "batch_size": 128},
+    "g128d128b256": {"g_channels": 128, "d_channels": 128, "batch_size": 256},
+    "g128d64_slowD": {"g_channels": 128, "d_channels": 64, "batch_size": 128, "lr_d": 1e-4},
+    "g256d128": {"g_channels": 256, "d_channels": 128, "batch_size": 128},
+    "g256d256": {"g_channels": 256, "d_channels": 256, "batch_size": 128},
 }
 
 
-def patch(script: str, setting: dict[str, str | int]) -> str:
-    """The chapter script with its hyperparameter cell changed as ``setting`` says."""
-    for key, value in setting.items():
-        pattern, replacement = PATTERNS[key]
-        script, count = re.subn(pattern, replacement.format(value), script)
-        if count != 1:
-            raise SystemExit(f"expected one match of {pattern!r} in the chapter, found {count}")
-    return script
+def run_env(copy: Path, overrides: dict[str, int | float]) -> dict[str, str]:
+    """The environment of the run in ``copy``: full mode, retraining, the hyperparameters
+    ``overrides``, its progress in ``copy/runs/`` and the copy's package first on the path."""
+    path = os.pathsep.join(filter(None, [str(copy), os.environ.get("PYTHONPATH")]))
+    return dict(
+        os.environ,
+        PYTHONPATH=path,
+        BOOK_MODE="full",
+        BOOK_RETRAIN="1",
+        BOOK_OVERRIDES=json.dumps(overrides),
+        BOOK_RUNS_DIR=str(copy),
+        MPLBACKEND="Agg",
+        PYTHONUNBUFFERED="1",
+    )
 
 
-def fid_record(copy: Path, finished: bool = False) -> list[tuple[int, float, float]]:
-    """(step, training seconds, FID) recorded so far by the run in ``copy``; a finished run
-    has dropped its saved state, and its record is in the checkpoint it wrote."""
-    files = sorted((copy / "runs").glob("dcgan-*/last.pt"))
-    if finished:
-        files.append(copy / "book_utils" / "checkpoints" / "dcgan.pt")
+def make_copy(copy: Path, script: Path) -> Path:
+    """A fresh copy of the book's package, chapters and the chapter's script in ``copy``,
+    without the book's own DCGAN models, so a model there is the run's; returns the script."""
+    shutil.rmtree(copy, ignore_errors=True)
+    checkpoints = ROOT / "book_utils" / "checkpoints"
+
+    def ignore(folder: str, names: list[str]) -> set[str]:
+        ours = {MODEL, f"{MODEL}_raw"} if Path(folder) == checkpoints else set()
+        return ours | {"__pycache__"} & set(names)
+
+    for part in ("book_utils", "chapters"):
+        shutil.copytree(ROOT / part, copy / part, ignore=ignore)
+    shutil.copy(ROOT / "pyproject.toml", copy / "pyproject.toml")
+    return Path(shutil.copy(script, copy / script.name))
+
+
+def saved_record(state_path: Path) -> Record | None:
+    """The record in a run's saved progress (``Run.save``); None if it cannot be read now."""
+    try:
+        state = torch.load(state_path, map_location="cpu", weights_only=True)
+    except (OSError, RuntimeError, EOFError):  # being replaced right now
+        return None
+    return Record(**state["record"])
+
+
+def finished(copy: Path) -> bool:
+    """Whether the run in ``copy`` has finished training (the copy had no DCGAN model)."""
+    return (copy / "book_utils" / "checkpoints" / MODEL / "record.json").is_file()
+
+
+def fid_record(copy: Path) -> list[tuple[int, float, float]]:
+    """(step, training seconds, FID) recorded so far by the run in ``copy``: from its saved
+    progress, or once it has finished (and dropped that), from the model it wrote."""
+    if finished(copy):
+        records = [from_pretrained(copy / "book_utils" / "checkpoints" / MODEL).record]
+    else:
+        states = sorted((copy / "runs").glob(f"{MODEL}-*/state.pt"))
+        records = [r for r in map(saved_record, states) if r is not None]
     best: list[tuple[int, float, float]] = []
-    for path in files:
-        try:
-            payload = torch.load(path, map_location="cpu", weights_only=True)
-        except (OSError, RuntimeError, EOFError):  # being replaced right now
-            continue
-        extra = payload["state"].get("training", {}).get("extra", {})
-        if "probes" in extra:
-            fids = [probe["fid"] for probe in extra["probes"]]
-            rows = list(zip(extra["probe_steps"], extra["probe_seconds"], fids, strict=True))
-            best = max(best, rows, key=len)
+    for record in records:
+        scores = record.scores
+        if "fid" in scores:
+            rows = zip(scores["step"], scores["seconds"], scores["fid"], strict=True)
+            best = max(best, [(int(a), b, c) for a, b, c in rows], key=len)
     return best
 
 
@@ -125,8 +156,8 @@ def main(argv: list[str] | None = None) -> None:
         subprocess.run(
             ["bash", str(ROOT / "scripts" / "make_checkpoints.sh"), "--convert-only", CHAPTER],
             check=True,
+            env=dict(os.environ, PYTHON=sys.executable),
         )
-    script = script_path.read_text()
     # Load MNIST once, so the copies find it ready instead of preparing it all at once.
     subprocess.run(
         [sys.executable, "-c", "from book_utils.data import load_mnist; load_mnist()"],
@@ -136,35 +167,21 @@ def main(argv: list[str] | None = None) -> None:
 
     start = time.time()
     runs: dict[str, tuple[subprocess.Popen, Path]] = {}
+    overrides = {}
     for name in names:
-        setting = dict(SETTINGS[name], **({"steps": args.steps} if args.steps else {}))
+        overrides[name] = dict(SETTINGS[name], **({"num_steps": args.steps} if args.steps else {}))
         copy = args.out / name
-        shutil.rmtree(copy, ignore_errors=True)
-        for part in ("book_utils", "chapters"):
-            shutil.copytree(ROOT / part, copy / part, ignore=shutil.ignore_patterns("__pycache__"))
-        shutil.copy(ROOT / "pyproject.toml", copy / "pyproject.toml")
-        target = copy / "runs" / "chapter_scripts" / f"{CHAPTER}.py"
-        target.parent.mkdir(parents=True)
-        target.write_text(patch(script, setting))
-        env = dict(
-            os.environ,
-            PYTHONPATH=os.pathsep.join(filter(None, [str(copy), os.environ.get("PYTHONPATH")])),
-            BOOK_MODE="full",
-            BOOK_RETRAIN="1",
-            BOOK_RUNS_DIR=str(copy / "runs"),
-            MPLBACKEND="Agg",
-            PYTHONUNBUFFERED="1",
-        )
+        script = make_copy(copy, script_path)
         with open(copy / "run.log", "w") as log:
             process = subprocess.Popen(
-                [sys.executable, str(target)],
+                [sys.executable, str(script)],
                 cwd=copy / "chapters",
-                env=env,
+                env=run_env(copy, overrides[name]),
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
         runs[name] = (process, copy)
-        print(f"started {name}: {setting}", flush=True)
+        print(f"started {name}: {overrides[name]}", flush=True)
 
     halved = False
     while any(process.poll() is None for process, _ in runs.values()):
@@ -192,15 +209,24 @@ def main(argv: list[str] | None = None) -> None:
 
     summary = {}
     for name, (process, copy) in runs.items():
-        done = process.returncode == 0
-        rows = fid_record(copy, finished=done)
-        summary[name] = {"setting": SETTINGS[name], "finished": done, "fid_record": rows}
+        done = finished(copy)
+        rows = fid_record(copy)
+        summary[name] = {
+            "setting": overrides[name],
+            "finished": done,  # training; the chapter's exit code says how the rest went
+            "exit_code": process.returncode,
+            "fid_record": rows,
+        }
         resume = (
             f"cd {copy / 'chapters'} && BOOK_MODE=full BOOK_RETRAIN=1 "
-            f"BOOK_RUNS_DIR={copy / 'runs'} PYTHONPATH={copy} "
-            f"{sys.executable} ../runs/chapter_scripts/{CHAPTER}.py"
+            f"BOOK_OVERRIDES='{json.dumps(overrides[name])}' BOOK_RUNS_DIR={copy} "
+            f"PYTHONPATH={copy} {sys.executable} ../{CHAPTER}.py"
         )
-        state = "finished" if done else f"interrupted; to resume: {resume}"
+        state = (
+            f"finished training (exit code {process.returncode})"
+            if done
+            else f"interrupted; to resume: {resume}"
+        )
         print(f"{name}: {state}")
         for step, seconds, value in rows:
             print(f"    step {step:7,d}  {seconds:7.1f} s  FID {value:8.2f}")

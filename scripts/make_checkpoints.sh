@@ -10,11 +10,15 @@
 # same order) under runs/chapter_scripts/, then the scripts run side by side, each from
 # the chapters/ folder, with their output in runs/logs/<chapter>.log. Running a script
 # instead of a notebook means the training machine needs only the book's Python packages,
-# not Jupyter. The chapters write their checkpoints to book_utils/checkpoints/.
+# not Jupyter. The chapters write their finished models to book_utils/checkpoints/<name>/,
+# and their progress while training to <data root>/runs/ (or $BOOK_RUNS_DIR/runs/).
 #
 # Environment: PYTHON (default .venv/bin/python); SKIP_CONVERT=1 to reuse the converted
 # scripts (for a machine without jupytext); BOOK_MODE (default full); BOOK_RETRAIN (default
-# 1; 0 keeps the checkpoints already there and trains only the missing ones).
+# 1; 0 keeps the checkpoints already there and trains only the missing ones); BOOK_RUNS_DIR;
+# BOOK_OVERRIDES, a JSON object of hyperparameters that replace those of the chapters'
+# hyperparameter cells (book_utils/runtime.py). A model trained with overrides still lands
+# in book_utils/checkpoints/; scripts/compare_dcgan_configs.py runs such settings in copies.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-.venv/bin/python}"
@@ -38,7 +42,7 @@ declare -A pids
 # Stopped (Ctrl-C, or a time limit's SIGTERM): interrupt every chapter, which makes each
 # save its progress; running this script again resumes them.
 stop() {
-    echo "stopping the chapters; their progress is saved in runs/"
+    echo "stopping the chapters; each keeps its last save (see Run in book_utils/training.py)"
     kill -INT "${pids[@]}" 2>/dev/null || true
     wait || true
     exit 130

@@ -1,0 +1,77 @@
+"""scripts/compare_dcgan_configs.py without training: each run's environment, its copy of
+the book, and the FID record read back from saved progress and from a finished model."""
+
+import importlib.util
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+from book_utils.checkpoint import save_pretrained
+from book_utils.losses import GANTrainConfig
+from book_utils.models.dcgan import DCGANConfig, DCGANGenerator
+from book_utils.runtime import override
+from book_utils.training import Run
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def compare():
+    path = ROOT / "scripts" / "compare_dcgan_configs.py"
+    spec = importlib.util.spec_from_file_location("compare_dcgan_configs", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("name", ["g128d64_slowD", "g256d128"])
+def test_run_env_sets_the_chapter_hyperparameters(compare, monkeypatch, tmp_path, name):
+    env = compare.run_env(tmp_path, compare.SETTINGS[name])
+    assert env["BOOK_MODE"] == "full" and env["BOOK_RETRAIN"] == "1"
+    assert env["BOOK_RUNS_DIR"] == str(tmp_path)
+    assert env["PYTHONPATH"].split(os.pathsep)[0] == str(tmp_path)
+    monkeypatch.setenv("BOOK_OVERRIDES", env["BOOK_OVERRIDES"])
+    config, train = override(DCGANConfig(), GANTrainConfig())  # as chapter 03's cell does
+    changed = {**vars(config), **vars(train)}
+    assert all(changed[key] == value for key, value in compare.SETTINGS[name].items())
+
+
+def test_every_setting_names_fields_of_the_chapter_configs(compare, monkeypatch):
+    for setting in compare.SETTINGS.values():
+        env = compare.run_env(Path("copy"), dict(setting, num_steps=10))
+        monkeypatch.setenv("BOOK_OVERRIDES", env["BOOK_OVERRIDES"])
+        override(DCGANConfig(), GANTrainConfig())  # raises on a field of neither
+
+
+def test_copy_leaves_out_the_book_dcgan_models(compare, tmp_path):
+    script = tmp_path / "03_dcgan.py"
+    script.write_text("print('chapter')\n")
+    copied = compare.make_copy(tmp_path / "copy", script)
+    checkpoints = tmp_path / "copy" / "book_utils" / "checkpoints"
+    assert copied.read_text() == script.read_text()
+    assert (checkpoints / "mnist_classifier").is_dir()
+    assert not (checkpoints / "dcgan").exists() and not (checkpoints / "dcgan_raw").exists()
+    assert not compare.finished(tmp_path / "copy")
+
+
+def test_fid_record_from_saved_progress_then_from_the_finished_model(
+    compare, monkeypatch, tmp_path
+):
+    monkeypatch.setenv("BOOK_MODE", "full")
+    monkeypatch.setenv("BOOK_RUNS_DIR", str(tmp_path))
+    G = DCGANGenerator(DCGANConfig(latent_dim=4, g_channels=4, d_channels=4))
+    run = Run("dcgan", {"model": G.config}, retrain=True, G=G)
+    assert compare.fid_record(tmp_path) == []
+    for step, value in [(0, 300.0), (10, 120.0)]:
+        run.snapshot(step, lambda: torch.zeros(4, 28, 28, dtype=torch.uint8), fid=lambda v=value: v)
+    run.save(11)
+    rows = compare.fid_record(tmp_path)
+    assert [(step, value) for step, _, value in rows] == [(0, 300.0), (10, 120.0)]
+    assert compare.saved_record(run.state_path).steps == 11
+    # finished: the state is gone and the record is the model's, in the copy's checkpoints
+    save_pretrained(G, tmp_path / "book_utils" / "checkpoints" / "dcgan", run.record)
+    run.state_path.unlink()
+    assert compare.finished(tmp_path)
+    assert compare.fid_record(tmp_path) == rows
