@@ -28,7 +28,7 @@ from torch import nn
 from book_utils.data.toy import LOG_2PI
 from book_utils.losses import discriminator_loss, gaussian_kl
 from book_utils.metrics.core import fid, parzen_log_likelihood
-from book_utils.models.dcgan import generator_rule_violations
+from book_utils.models.dcgan_rules import generator_rule_violations
 
 __all__ = [
     "CheckResult",
@@ -210,7 +210,7 @@ def check_generator_32(make_generator: Callable[[int], nn.Module]) -> CheckResul
     """Chapter 03: ``make_generator(latent_dim)`` builds a DCGAN generator for 32 x 32 images.
 
     Checked: shapes (B, latent_dim) -> (B, 1, 32, 32) in training and eval mode, then the
-    design rules as :func:`book_utils.models.dcgan.generator_rule_violations` sees them:
+    design rules as :func:`book_utils.models.dcgan_rules.generator_rule_violations` sees them:
     outputs in [-1, 1] even for very large z (a tanh output); upsampling by strided
     transposed convolutions, no pooling or fixed upsampling; batch norm, but not on the
     output layer; ReLU activations; at most one fully connected layer (the projection of z).

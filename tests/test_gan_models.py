@@ -8,10 +8,8 @@ import torch
 from torch import nn
 
 from book_utils.losses import discriminator_loss, generator_loss_nonsaturating
-from book_utils.models.dcgan import (
-    DCGANConfig,
-    DCGANDiscriminator,
-    DCGANGenerator,
+from book_utils.models.dcgan import DCGANConfig, DCGANDiscriminator, DCGANGenerator
+from book_utils.models.dcgan_rules import (
     discriminator_rule_violations,
     generator_rule_violations,
 )
