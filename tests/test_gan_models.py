@@ -1,6 +1,5 @@
 """The GANs of chapters 02 and 03: shapes, logits, sampling, one training step, DCGAN rules."""
 
-from pathlib import Path
 
 import pytest
 import torch
@@ -13,8 +12,6 @@ from book_utils.models.dcgan_rules import (
     generator_rule_violations,
 )
 from book_utils.models.mlp_gan import MLPDiscriminator, MLPGANConfig, MLPGenerator
-
-ROOT = Path(__file__).resolve().parent.parent
 
 SMALL = {
     "mlp": (
