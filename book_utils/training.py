@@ -54,7 +54,7 @@ class Run:
 
     def __repr__(self) -> str:
         if self.done:
-            return f"{self.name}: trained model in {self.folder} (RETRAIN = True trains again)"
+            return f"{self.name}: loading the trained model book_utils/checkpoints/{self.name}/"
         return f"{self.name}: training from step {self.step:,}, saving to {self.state_path}"
 
     def log(self, step: int, values: Mapping[str, torch.Tensor | float]) -> None:

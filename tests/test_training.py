@@ -158,7 +158,7 @@ def test_a_finished_model_is_loaded_not_trained_unless_asked(full_mode):
     run.finish(ToyGenerator(ToyMLPConfig()))
     assert (full_mode / "models" / "toy" / "config.json").exists()
     assert not run.state_path.exists()
-    assert make_run()[0].done and "RETRAIN = True" in repr(make_run()[0])
+    assert make_run()[0].done and "loading the trained model" in repr(make_run()[0])
     assert not make_run(retrain=True)[0].done
 
 
