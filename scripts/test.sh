@@ -23,6 +23,6 @@ if [ ! -x "${BOOK_CHROMIUM:-/usr/bin/chromium}" ]; then
     fi
 fi
 
-bash scripts/setup.sh
+bash scripts/setup.sh book,test
 .venv/bin/ruff check .
 BOOK_MODE=smoke .venv/bin/python -m pytest tests "$@"

@@ -1,10 +1,11 @@
-"""Fixtures shared by the test files: one build of the site for all tests that need it."""
+"""Fixtures shared by the test files: one build of the site, and the package index."""
 
 from __future__ import annotations
 
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -14,6 +15,19 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "network: needs the Python package index")
+
+
+@pytest.fixture(scope="session")
+def package_index() -> None:
+    """Skip the test when the Python package index (pypi.org) cannot be reached."""
+    try:
+        socket.create_connection(("pypi.org", 443), timeout=5).close()
+    except OSError as error:
+        pytest.skip(f"the Python package index (pypi.org) cannot be reached: {error}")
 
 
 def without_colours(text: str) -> str:
