@@ -63,6 +63,7 @@ def _packages_imported_by(files: list[Path]) -> set[str]:
         else:
             imported |= _imports(path.read_text(encoding="utf-8"))
     imported -= set(sys.stdlib_module_names) | {"__future__", "book_utils"}
+    imported -= {path.stem for path in files}  # the files themselves (tests import conftest)
     providers = importlib.metadata.packages_distributions()
     missing = imported - set(providers)
     assert not missing, f"no installed package provides {sorted(missing)}"
