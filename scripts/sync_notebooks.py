@@ -45,6 +45,7 @@ COLAB_PREINSTALLED = (
     "tqdm",
     "IPython",
     "PIL",
+    "safetensors",
 )
 COLAB_EXTRA_PACKAGES = {"pytorch-fid": "pytorch_fid", "safetensors": "safetensors"}
 COLAB_CELL_FIRST_LINE = "# On Colab, install book_utils (the book's code and trained models)."

@@ -1,46 +1,20 @@
-"""Fixtures shared by the test files.
+"""Fixtures shared by the test files: one build of the site, and the package index."""
 
-One build of the site for all tests that need it, and the check that the package index can
-be reached, for the tests marked ``network``.
-"""
+from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture(scope="session")
-def site(tmp_path_factory) -> Path:
-    """Build the Jupyter Book once per test session; return its HTML folder.
-
-    The build executes every chapter (in whatever run mode $BOOK_MODE says; the test
-    command uses smoke mode) and fails on any warning. To test a site built before (for
-    instance the full-mode site of scripts/build_book.sh), set $BOOK_BUILT_SITE to its
-    HTML folder, e.g. BOOK_BUILT_SITE=_build/html.
-    """
-    built = os.environ.get("BOOK_BUILT_SITE")
-    if built:
-        html = Path(built).resolve()
-        assert (html / "intro.html").exists(), f"BOOK_BUILT_SITE={built} holds no built site"
-        return html
-    out = tmp_path_factory.mktemp("site")
-    jupyter_book = Path(sys.executable).parent / "jupyter-book"
-    command = [str(jupyter_book if jupyter_book.exists() else shutil.which("jupyter-book"))]
-    command += ["build", str(ROOT), "--path-output", str(out), "-W", "-n", "--keep-going"]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=1800)
-    assert result.returncode == 0, (
-        f"jupyter-book build failed (exit {result.returncode}):\n"
-        + result.stdout[-6000:]
-        + result.stderr[-6000:]
-    )
-    return out / "_build" / "html"
 
 
 def pytest_configure(config) -> None:
@@ -62,3 +36,74 @@ def package_index() -> str:
     if not parts.hostname or not network_reachable(parts.hostname, port, timeout=5.0):
         pytest.skip(f"the package index {url} cannot be reached")
     return url
+
+
+def without_colours(text: str) -> str:
+    """``text`` without the terminal's colour codes (Sphinx and IPython write them)."""
+    return re.sub(r"\x1b\[[0-9;]*m", "", text)
+
+
+@dataclass(frozen=True)
+class SiteBuild:
+    """One build of the site: its HTML folder, and how the build went."""
+
+    html: Path
+    returncode: int | None  # None for a site built before the tests ($BOOK_BUILT_SITE)
+    log: str
+    jupyter_cache: Path | None  # where the build stored each executed chapter
+
+
+def _config_with_cache(folder: Path) -> Path:
+    """_config.yml, but executing each chapter into a jupyter-cache in ``folder``.
+
+    The build command executes every chapter afresh (``execute_notebooks: force``); the
+    tests keep each executed chapter in a new cache, so that each chapter runs once in a
+    test run and its own test can read how it went.
+    """
+    config = yaml.safe_load((ROOT / "_config.yml").read_text(encoding="utf-8"))
+    config["execute"] = {
+        **config.get("execute", {}),
+        "execute_notebooks": "cache",
+        "cache": str(folder / "jupyter_cache"),
+    }
+    extensions = config.get("sphinx", {}).get("local_extensions", {})
+    for name, path in extensions.items():  # relative to the config file's folder
+        extensions[name] = str((ROOT / path).resolve())
+    path = folder / "_config.yml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="session")
+def site_build(tmp_path_factory) -> SiteBuild:
+    """Build the Jupyter Book once per test session, failing on any warning.
+
+    The build executes every chapter once (in whatever run mode $BOOK_MODE says; the test
+    command uses smoke mode). To test a site built before (for instance the full-mode site
+    of scripts/build_book.sh), set $BOOK_BUILT_SITE to its HTML folder, e.g.
+    BOOK_BUILT_SITE=_build/html.
+    """
+    built = os.environ.get("BOOK_BUILT_SITE")
+    if built:
+        html = Path(built).resolve()
+        assert (html / "intro.html").exists(), f"BOOK_BUILT_SITE={built} holds no built site"
+        return SiteBuild(html, None, "", None)
+    out = tmp_path_factory.mktemp("site")
+    config = _config_with_cache(out)
+    jupyter_book = Path(sys.executable).parent / "jupyter-book"
+    command = [str(jupyter_book if jupyter_book.exists() else shutil.which("jupyter-book"))]
+    command += ["build", str(ROOT), "--config", str(config), "--path-output", str(out)]
+    command += ["-W", "-n", "--keep-going"]
+    result = subprocess.run(
+        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=3600
+    )
+    log = without_colours(result.stdout)
+    return SiteBuild(out / "_build" / "html", result.returncode, log, out / "jupyter_cache")
+
+
+@pytest.fixture(scope="session")
+def site(site_build) -> Path:
+    """The built site's HTML folder (its pages are there even if the build warned)."""
+    if not (site_build.html / "intro.html").exists():
+        pytest.fail(f"the site build wrote no site:\n{site_build.log[-6000:]}")
+    return site_build.html

@@ -13,7 +13,7 @@ result does not depend on the network; the tests list which hosts the site may a
 
 Needs Chromium at /usr/bin/chromium (Debian: ``apt-get install chromium
 chromium-driver``, which scripts/test.sh does) and the Python package ``playwright``
-(in the ``test`` extras). Playwright drives the system's Chromium; its own browser
+(in the extra ``test``). Playwright drives the system's Chromium; its own browser
 download (``playwright install``) is never used.
 """
 
@@ -53,7 +53,7 @@ EXTERNAL_HOSTS = {
 INSTALL_HELP = (
     "The browser test needs Chromium at {path} and the Python package playwright. Install "
     "them with: sudo apt-get install -y chromium chromium-driver && "
-    ".venv/bin/pip install -e '.[test]' (bash scripts/test.sh does both; do not run "
+    ".venv/bin/pip install -e '.[book,test]' (bash scripts/test.sh does both; do not run "
     "'playwright install'). Set BOOK_CHROMIUM to use a Chromium elsewhere."
 )
 
