@@ -5,7 +5,6 @@ chapter's Colab link and first cell from it. These tests check the result, and t
 relative links of the README, the landing page and the chapters lead to existing files.
 """
 
-import ast
 import importlib.util
 import json
 import re
@@ -18,6 +17,7 @@ from pathlib import Path
 
 import jupytext
 import pytest
+from imports import top_level_imports
 from IPython.core.inputtransformer2 import TransformerManager
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -102,23 +102,13 @@ def test_colab_cell_installs_book_utils_on_colab_only(monkeypatch):
         assert heavy not in words, f"the Colab cell must not reinstall {heavy}"
 
 
-def _top_level_imports(python: str) -> set[str]:
-    names = set()
-    for node in ast.walk(ast.parse(python)):
-        if isinstance(node, ast.Import):
-            names |= {alias.name.split(".")[0] for alias in node.names}
-        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            names.add(node.module.split(".")[0])
-    return names
-
-
 def test_colab_cell_brings_every_package_the_chapters_import():
     imported = set()
     for source in CHAPTERS:
         for cell in _code_cells(source):
-            imported |= _top_level_imports(TransformerManager().transform_cell(cell))
+            imported |= top_level_imports(TransformerManager().transform_cell(cell))
     for path in (ROOT / "book_utils").rglob("*.py"):
-        imported |= _top_level_imports(path.read_text(encoding="utf-8"))
+        imported |= top_level_imports(path.read_text(encoding="utf-8"))
     third_party = imported - set(sys.stdlib_module_names) - {"book_utils", "__future__"}
     installed = set(sync.COLAB_EXTRA_PACKAGES.values())
     missing = third_party - set(sync.COLAB_PREINSTALLED) - installed

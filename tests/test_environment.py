@@ -5,7 +5,6 @@ pyproject.toml's dependencies are what book_utils needs; the extra ``book`` adds
 chapters and the site build need; the extra ``test`` what the tests need.
 """
 
-import ast
 import importlib.metadata
 import re
 import subprocess
@@ -16,6 +15,7 @@ from pathlib import Path
 import jupytext
 import pytest
 import yaml
+from imports import top_level_imports
 from IPython.core.inputtransformer2 import TransformerManager
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -43,25 +43,16 @@ def _listed(*groups: str) -> set[str]:
     return {_split(r)[0] for r in requirements}
 
 
-def _imports(python: str) -> set[str]:
-    names = set()
-    for node in ast.walk(ast.parse(python)):
-        if isinstance(node, ast.Import):
-            names |= {alias.name.split(".")[0] for alias in node.names}
-        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            names.add(node.module.split(".")[0])
-    return names
-
-
 def _packages_imported_by(files: list[Path]) -> set[str]:
     """The installed distributions that provide what ``files`` import (not the stdlib)."""
     imported = set()
     for path in files:
         if path.suffix == ".md":
             cells = [c.source for c in jupytext.read(path).cells if c.cell_type == "code"]
-            imported |= _imports("\n".join(TransformerManager().transform_cell(c) for c in cells))
+            python = "\n".join(TransformerManager().transform_cell(c) for c in cells)
+            imported |= top_level_imports(python)
         else:
-            imported |= _imports(path.read_text(encoding="utf-8"))
+            imported |= top_level_imports(path.read_text(encoding="utf-8"))
     imported -= set(sys.stdlib_module_names) | {"__future__", "book_utils"}
     imported -= {path.stem for path in files}  # the files themselves (tests import conftest)
     providers = importlib.metadata.packages_distributions()
@@ -70,7 +61,7 @@ def _packages_imported_by(files: list[Path]) -> set[str]:
     return {_name(dist) for module in imported for dist in providers[module]}
 
 
-def test_dependencies_cover_what_book_utils_imports():
+def test_dependencies_cover_what_book_utilstop_level_imports():
     needed = _packages_imported_by(sorted((ROOT / "book_utils").rglob("*.py")))
     missing = needed - _listed()
     assert not missing, f"book_utils imports {sorted(missing)}: add to [project] dependencies"
