@@ -1,6 +1,6 @@
 """Saving and resuming a training run, and its record. The loop itself is in the chapters:
 
-    run = Run("mlp_gan", train_config, G=G, D=D, opt_g=opt_g, opt_d=opt_d)  # resumes if saved
+    run = Run("mlp_gan", {"model": config, "train": train_config}, G=G, D=D, opt_g=opt_g)
     for step in range(run.step, num_steps):
         run.log(step, train_step(next(batches)))  # keeps the scalars; stops at NaN or inf
         if (step + 1) % 500 == 0:
@@ -51,6 +51,8 @@ class Run:
             self._restore()
             print(f"Resuming {name} from step {self.step:,} (saved in {self.state_path}).")
         self._seconds, self._clock, self._paused = self.record.seconds, time.perf_counter(), 0.0
+        if not self.done and self.step == 0:  # so that a run stopped early restarts clean
+            self.save(0)
 
     def __repr__(self) -> str:
         if self.done:
@@ -72,13 +74,13 @@ class Run:
                 row, col = bad[0]
                 step, key = pending[row][0], list(pending[0][1])[col]
                 raise FloatingPointError(
-                    f"Training diverged at step {step}: {key} is {values[row, col].item()}. Try a "
-                    "lower learning rate; running the cell again resumes from the last save."
+                    f"Training diverged at step {step}: {key} is {values[row, col].item()}. The "
+                    "last save is from before; a lower learning rate starts a new run from 0."
                 )
             means = dict(zip(pending[0][1], values.mean(0).tolist(), strict=True))
             for key, value in {"step": pending[-1][0], **means}.items():
                 self.record.history.setdefault(key, []).append(value)
-        self.record.seconds = self._seconds + time.perf_counter() - self._clock - self._paused
+            self.record.seconds = self._seconds + time.perf_counter() - self._clock - self._paused
 
     def snapshot(
         self, step: int, images: Callable[[], torch.Tensor], **scores: Callable[[], float]

@@ -124,7 +124,8 @@ def test_a_nan_loss_stops_the_run_naming_the_step(full_mode):
     run.log(10, {"loss": torch.tensor(float("nan")), "gap": 2.0})
     with pytest.raises(FloatingPointError, match="diverged at step 10: loss is nan"):
         run.save(11)
-    assert not run.state_path.exists(), "a diverged run is not saved"
+    saved = torch.load(run.state_path, weights_only=True)["record"]
+    assert saved["steps"] == 0, "a diverged run is not saved (the save at the start stays)"
 
 
 def test_scalars_are_kept_as_means_of_25_steps(full_mode):
@@ -132,6 +133,15 @@ def test_scalars_are_kept_as_means_of_25_steps(full_mode):
     for step in range(50):
         run.log(step, {"loss": float(step)})
     assert run.record.history == {"step": [24, 49], "loss": [12.0, 37.0]}
+
+
+def test_a_run_stopped_before_its_first_save_restarts_from_its_start(full_mode):
+    run, net = make_run()
+    start = {key: value.clone() for key, value in net.state_dict().items()}
+    with torch.no_grad():
+        net.weight.add_(1.0)  # trained a little, then interrupted before step 500
+    again = Run("toy", {"lr": 0.1}, net=net)
+    assert again.step == 0 and torch.equal(net.weight, start["weight"])
 
 
 def test_snapshots_and_scores_are_kept_once_with_training_seconds(full_mode):
