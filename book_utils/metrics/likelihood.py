@@ -18,9 +18,10 @@ from torch import nn
 from tqdm import tqdm
 
 from book_utils.losses import iwae_bound
+from book_utils.models.layers import eval_mode
 
 
-@torch.no_grad()
+@eval_mode
 def estimate_log_likelihood(
     vae: nn.Module,
     x: torch.Tensor,
@@ -43,22 +44,15 @@ def estimate_log_likelihood(
         raise ValueError("num_samples, batch_size and chunk_size must be positive")
     if x.numel() and not bool(((x == 0) | (x == 1)).all()):
         raise ValueError("x must be binary (0 or 1 pixels): binarize the images first")
-    was_training = vae.training
-    vae.eval()
     out = torch.empty(len(x), dtype=torch.float64)
     chunks = [min(chunk_size, num_samples - s) for s in range(0, num_samples, chunk_size)]
-    try:
-        for start in tqdm(
-            range(0, len(x), batch_size), desc=f"L_{num_samples}", disable=not progress
-        ):
-            xb = x[start : start + batch_size]  # (b, 1, 28, 28)
-            # log sum_{k in chunk} w_k = L_k(chunk) + log k, for each chunk: (num_chunks, b)
-            partial = torch.stack(
-                [iwae_bound(vae, xb, k, generator).double() + math.log(k) for k in chunks]
-            )
-            out[start : start + len(xb)] = (
-                torch.logsumexp(partial, dim=0) - math.log(num_samples)
-            ).cpu()
-    finally:
-        vae.train(was_training)
+    for start in tqdm(range(0, len(x), batch_size), desc=f"L_{num_samples}", disable=not progress):
+        xb = x[start : start + batch_size]  # (b, 1, 28, 28)
+        # log sum_{k in chunk} w_k = L_k(chunk) + log k, for each chunk: (num_chunks, b)
+        partial = torch.stack(
+            [iwae_bound(vae, xb, k, generator).double() + math.log(k) for k in chunks]
+        )
+        out[start : start + len(xb)] = (
+            torch.logsumexp(partial, dim=0) - math.log(num_samples)
+        ).cpu()
     return out

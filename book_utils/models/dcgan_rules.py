@@ -12,6 +12,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from book_utils.models.layers import eval_mode
+
 POOLING = (
     nn.MaxPool2d,
     nn.AvgPool2d,
@@ -26,6 +28,7 @@ WEIGHT_LAYERS = (nn.Linear, *CONVOLUTIONS, nn.BatchNorm2d)
 SHAPE_ONLY = (nn.Flatten, nn.Unflatten, nn.Identity)  # layers that only move numbers around
 
 
+@eval_mode
 def trace(net: nn.Module, x: torch.Tensor) -> tuple[list[nn.Module], torch.Tensor]:
     """Run ``net`` on ``x`` in eval mode, without gradients (its mode is restored); return
     its leaf modules in the order they were called, and its output."""
@@ -35,13 +38,9 @@ def trace(net: nn.Module, x: torch.Tensor) -> tuple[list[nn.Module], torch.Tenso
         order.append(module)
 
     hooks = [m.register_forward_hook(record) for m in net.modules() if not list(m.children())]
-    was_training = net.training
     try:
-        net.eval()
-        with torch.no_grad():
-            out = net(x)
+        out = net(x)
     finally:
-        net.train(was_training)
         for hook in hooks:
             hook.remove()
     return order, out

@@ -32,10 +32,12 @@ def mlp(
 
 
 def eval_mode(method: Method) -> Method:
-    """Run a model's method in eval mode and without gradients, then restore its mode.
+    """Run a model's method (or a function whose first argument is the model) in eval mode
+    and without gradients, then restore its mode.
 
     In eval mode batch norm uses its running statistics and dropout is off, so a sample
-    does not depend on the other samples of its batch. Decorates every ``sample`` method.
+    does not depend on the other samples of its batch. Decorates every ``sample`` method,
+    ``snapshot_images``, the test log-likelihood and the DCGAN rule check's ``trace``.
     """
 
     @functools.wraps(method)
