@@ -186,7 +186,7 @@ def train(args: argparse.Namespace, device: torch.device) -> None:
         run.log(step, average_across_processes(logs))  # the global minibatch's scalars
         if (step + 1) % args.save_every == 0 or step + 1 == stop:
             run.save(step + 1)
-    say(f"parameters identical on all {world_size} processes: {replicas_agree(G, D)}")
+    say(f"parameters identical on the {world_size} process(es): {replicas_agree(G, D)}")
     if stop < args.steps:
         say(f"stopped at step {stop:,}; run the same command again to go on")
     else:

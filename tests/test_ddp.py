@@ -138,7 +138,7 @@ def test_resuming_with_another_number_of_processes(runs):
 def test_the_ranks_end_with_identical_parameters(tmp_path, capfd, batch_norm):
     local = ["--local-batch-norm"] if batch_norm == "local" else []
     launch(2, [*TINY, *local, "--stop-at=2", f"--out={tmp_path}"])
-    assert "parameters identical on all 2 processes: True" in capfd.readouterr().out
+    assert "parameters identical on the 2 process(es): True" in capfd.readouterr().out
 
 
 def test_the_finished_run_is_a_model_folder(tmp_path, capfd):
