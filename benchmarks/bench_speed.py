@@ -11,7 +11,9 @@ chapter's minibatch of 256:
   (CUDA only);
 * ``all``: channels_last, bf16 and the best compile mode together;
 * ``batch-512``, ``batch-1024``: eager with larger minibatches (images/s, not steps/s,
-  is what to compare).
+  is what to compare);
+* ``eager-again``: eager once more, last: the difference from the first says how much
+  the machine's other work moved the timings.
 
 For each it prints the seconds of the warm-up steps (compilation happens there), then
 steps/s and images/s over the timed steps. With ``--fid-steps N`` (meant for a GPU) it also
@@ -77,6 +79,7 @@ def variants(device: torch.device) -> list[Variant]:
         out.append(Variant("compile-ro", compile_mode="reduce-overhead"))
     out.append(Variant("all", channels_last=True, bf16=True, compile_mode=best))
     out += [Variant(f"batch-{b}", batch_size=b) for b in (512, 1024)]
+    out.append(Variant("eager-again"))  # the first one once more: how steady the timings are
     return out
 
 

@@ -179,9 +179,8 @@ def train(args: argparse.Namespace, device: torch.device) -> None:
         if fid_probe and step % snapshot_every == 0:  # the other ranks wait meanwhile
             run.snapshot(step, samples_of_averaged_g, fid=partial(fid_probe, G_ema.module))
         x = x_train[shard(next(batches), rank, world_size)]  # (B / N, 1, 28, 28)
-        z = shard(
-            noise(step, args.seed, args.batch_size, config.latent_dim, device), rank, world_size
-        )
+        z_global = noise(step, args.seed, args.batch_size, config.latent_dim, device)
+        z = shard(z_global, rank, world_size)  # (B / N, latent_dim)
         logs = gan_step(x, z, G_ddp, D_ddp, opt_g, opt_d, D_for_g=D, G_ema=G_ema)
         run.log(step, average_across_processes(logs))  # the global minibatch's scalars
         if (step + 1) % args.save_every == 0 or step + 1 == stop:
