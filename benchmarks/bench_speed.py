@@ -11,19 +11,18 @@ chapter's minibatch of 256:
   (CUDA only);
 * ``all``: channels_last, bf16 and the best compile mode together;
 * ``batch-512``, ``batch-1024``: eager with larger minibatches (images/s, not steps/s,
-  is what to compare);
-* ``eager-again``: eager once more, last: the difference from the first says how much
-  the machine's other work moved the timings.
+  is what to compare).
 
 For each it prints the seconds of the warm-up steps (compilation happens there), then
-steps/s and images/s over the timed steps. With ``--fid-steps N`` (meant for a GPU) it also
-trains eager and the fastest options for N steps each, scoring the averaged G every
-``--fid-every`` steps (FID of 10,000 samples against the 10,000 test images, in the book's
-classifier's features): FID at equal step count, and the training seconds until the FID
-first falls to ``--target-fid``.
+steps/s and images/s, the median of several rounds in which the options take turns (so
+that other work on the machine slows all of them alike). With ``--fid-steps N`` (meant
+for a GPU) it also trains eager and the fastest options for N steps each, scoring the
+averaged G every ``--fid-every`` steps (FID of 10,000 samples against the 10,000 test
+images, in the book's classifier's features): FID at equal step count, and the training
+seconds until the FID first falls to ``--target-fid``.
 
     python benchmarks/bench_speed.py                           # the device found
-    python benchmarks/bench_speed.py --device cpu --steps 10 --warmup 3
+    python benchmarks/bench_speed.py --device cpu --warmup 3 --steps 3 --rounds 3
     python benchmarks/bench_speed.py --fid-steps 20000 --json speed_gpu.json   # a GPU
 
 ``--model`` picks the model; chapter 03's DCGAN is the one there is (see ``MODELS``).
@@ -35,6 +34,7 @@ import argparse
 import json
 import os
 import platform
+import statistics
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
@@ -79,7 +79,6 @@ def variants(device: torch.device) -> list[Variant]:
         out.append(Variant("compile-ro", compile_mode="reduce-overhead"))
     out.append(Variant("all", channels_last=True, bf16=True, compile_mode=best))
     out += [Variant(f"batch-{b}", batch_size=b) for b in (512, 1024)]
-    out.append(Variant("eager-again"))  # the first one once more: how steady the timings are
     return out
 
 
@@ -156,17 +155,38 @@ def train(step: Callable[[int], dict], first: int, count: int) -> None:
         step(t)
 
 
-def measure_speed(make: Callable, variant: Variant, device, warmup: int, steps: int) -> dict:
-    """Warm-up seconds, then steps/s and images/s over ``steps`` timed steps."""
-    step, _ = make(variant)
-    warmup_seconds = timed(partial(train, step, 0, warmup), device)
-    seconds = timed(partial(train, step, warmup, steps), device)
-    return {
-        **asdict(variant),
-        "warmup_seconds": warmup_seconds,
-        "steps_per_second": steps / seconds,
-        "images_per_second": steps * variant.batch_size / seconds,
-    }
+def measure_speeds(
+    make: Callable, chosen: list[Variant], device, warmup: int, steps: int, rounds: int
+) -> list[dict]:
+    """Warm every option up, then time them in turn, ``rounds`` times ``steps`` steps each,
+    so that other work on the machine slows all of them alike. Per option: the warm-up
+    seconds, each round's steps/s, and the median round's steps/s and images/s. An
+    option that fails (one this machine or build lacks) is reported and left out."""
+    built = []
+    for variant in chosen:
+        try:
+            step, _ = make(variant)
+            warmup_seconds = timed(partial(train, step, 0, warmup), device)
+        except Exception as err:
+            print(f"{variant.name:14s} failed: {type(err).__name__}: {str(err).splitlines()[0]}")
+            continue
+        print(f"{variant.name:14s} warmed up in {warmup_seconds:.1f} s", flush=True)
+        built.append({**asdict(variant), "warmup_seconds": warmup_seconds, "rounds": []})
+        built[-1]["step"] = step
+    for r in range(rounds):
+        for result in list(built):
+            try:
+                seconds = timed(partial(train, result["step"], warmup + r * steps, steps), device)
+            except Exception as err:
+                print(f"{result['name']:14s} failed: {type(err).__name__}: {err}")
+                built.remove(result)
+                continue
+            result["rounds"].append(steps / seconds)
+    for result in built:
+        del result["step"]
+        result["steps_per_second"] = statistics.median(result["rounds"])
+        result["images_per_second"] = result["steps_per_second"] * result["batch_size"]
+    return built
 
 
 def measure_quality(
@@ -204,7 +224,8 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--device", default=None, help="cuda, cpu, ... (default: get_device())")
     p.add_argument("--variants", default="", help="comma-separated names (default: all)")
     p.add_argument("--warmup", type=int, default=20, help="untimed steps (compiling)")
-    p.add_argument("--steps", type=int, default=200, help="timed steps per option")
+    p.add_argument("--steps", type=int, default=50, help="timed steps per option and round")
+    p.add_argument("--rounds", type=int, default=4, help="the options are timed in turn")
     p.add_argument("--width", type=int, default=128, help="channels of G and D, as ch. 03")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--fid-steps", type=int, default=0, help="train this long for FIDs")
@@ -212,7 +233,12 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--fid-variants", default="eager,compile-ro,all")
     p.add_argument("--target-fid", type=float, default=60.0)
     p.add_argument("--json", type=Path, default=None, help="also write the figures here")
+    p.add_argument("--warm-caches", action="store_true", help="reuse compiled kernels")
     args = p.parse_args(argv)
+    # torch.compile keeps what it compiled in caches on disk, so that a second run of the
+    # same code compiles faster. Without --warm-caches every option compiles from scratch,
+    # as on a reader's first run.
+    torch.compiler.config.force_disable_caches = not args.warm_caches
     device = get_device(args.device)
     chosen = variants(device)
     if args.variants:
@@ -222,14 +248,17 @@ def main(argv: list[str] | None = None) -> dict:
             known = [v.name for v in chosen]
             p.error(f"unknown options {sorted(unknown)} on {device.type}; pick from {known}")
         chosen = [v for v in chosen if v.name in names]
-    if args.warmup < 1 or args.steps < 1:
-        p.error("--warmup and --steps must be at least 1")
+    if min(args.warmup, args.steps, args.rounds) < 1:
+        p.error("--warmup, --steps and --rounds must be at least 1")
 
     machine = describe_device(device)
     if device.type == "cpu":
         machine += f" ({cpu_name()})"
     print(f"{args.model}, width {args.width}, on {machine}; torch {torch.__version__}")
-    print(f"{args.warmup} warm-up steps, then {args.steps} timed steps per option")
+    print(
+        f"{args.warmup} warm-up steps per option, then {args.rounds} rounds of "
+        f"{args.steps} timed steps of each option in turn"
+    )
     if hasattr(os, "getloadavg"):  # other processes on the machine slow the timings down
         print(f"load average at the start: {os.getloadavg()[0]:.1f} ({os.cpu_count()} CPUs)\n")
     mnist = load_mnist()
@@ -238,29 +267,22 @@ def main(argv: list[str] | None = None) -> dict:
         MODELS[args.model], device=device, seed=args.seed, width=args.width, x_train=x_train
     )
 
+    speed = measure_speeds(make, chosen, device, args.warmup, args.steps, args.rounds)
+    eager = next((r for r in speed if r["name"] == "eager"), None)
     print(
-        f"{'option':14s} {'batch':>6s} {'warm-up s':>10s} {'steps/s':>8s} {'images/s':>9s} "
-        f"{'x eager':>8s}"
+        f"\n{'option':14s} {'batch':>6s} {'warm-up s':>10s} {'steps/s':>8s} {'images/s':>9s} "
+        f"{'x eager':>8s}  steps/s in each round"
     )
-    speed = []
-    for variant in chosen:
-        try:
-            result = measure_speed(make, variant, device, args.warmup, args.steps)
-        except Exception as err:  # an option this machine or build lacks: say so, go on
-            print(f"{variant.name:14s} failed: {type(err).__name__}: {str(err).splitlines()[0]}")
-            continue
-        speed.append(result)
-        base = speed[0]["images_per_second"] if speed[0]["name"] == "eager" else float("nan")
+    for r in speed:
+        ratio = r["images_per_second"] / eager["images_per_second"] if eager else float("nan")
         print(
-            f"{variant.name:14s} {variant.batch_size:6d} {result['warmup_seconds']:10.1f} "
-            f"{result['steps_per_second']:8.2f} {result['images_per_second']:9.0f} "
-            f"{result['images_per_second'] / base:7.2f}x",
-            flush=True,
+            f"{r['name']:14s} {r['batch_size']:6d} {r['warmup_seconds']:10.1f} "
+            f"{r['steps_per_second']:8.2f} {r['images_per_second']:9.0f} {ratio:7.2f}x  "
+            + " ".join(f"{x:.2f}" for x in r["rounds"])
         )
 
     quality = []
     if args.fid_steps and device.type != "cuda":
-        eager = next((r for r in speed if r["name"] == "eager"), None)
         count = len(args.fid_variants.split(","))
         cost = (
             f", about {count * args.fid_steps / eager['steps_per_second'] / 3600:.1f} h"
@@ -292,6 +314,8 @@ def main(argv: list[str] | None = None) -> dict:
         "torch": torch.__version__,
         "warmup_steps": args.warmup,
         "timed_steps": args.steps,
+        "rounds": args.rounds,
+        "compile_caches": "warm" if args.warm_caches else "disabled",
         "speed": speed,
         "quality": quality,
         "target_fid": args.target_fid,

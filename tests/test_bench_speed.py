@@ -17,7 +17,7 @@ spec.loader.exec_module(bench_speed)
 
 def test_the_cpu_options_run_and_are_written_as_json(tmp_path, capsys):
     out = tmp_path / "speed.json"
-    argv = ["--device=cpu", "--width=4", "--warmup=1", "--steps=1", f"--json={out}"]
+    argv = ["--device=cpu", "--width=4", "--warmup=1", "--steps=1", "--rounds=2", f"--json={out}"]
     results = bench_speed.main([*argv, "--variants=eager,channels_last,bf16,batch-512"])
     assert json.loads(out.read_text()) == json.loads(json.dumps(results))
     rows = {row["name"]: row for row in results["speed"]}
@@ -25,6 +25,7 @@ def test_the_cpu_options_run_and_are_written_as_json(tmp_path, capsys):
     assert rows["batch-512"]["images_per_second"] == pytest.approx(
         512 * rows["batch-512"]["steps_per_second"]
     )
+    assert all(len(row["rounds"]) == 2 for row in results["speed"])
     assert results["machine"].startswith("CPU") and results["quality"] == []
     assert "eager" in capsys.readouterr().out
 
@@ -42,7 +43,7 @@ def test_unknown_options_are_named(capsys):
 
 
 def test_fid_runs_are_skipped_off_the_gpu(capsys):
-    bench_speed.main(["--device=cpu", "--width=4", "--warmup=1", "--steps=1",
+    bench_speed.main(["--device=cpu", "--width=4", "--warmup=1", "--steps=1", "--rounds=1",
                       "--variants=eager", "--fid-steps=100"])  # fmt: skip
     assert "FID runs skipped off the GPU" in capsys.readouterr().out
 
