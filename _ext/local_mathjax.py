@@ -59,13 +59,14 @@ def data_folder() -> Path:
     return base / "mathjax"
 
 
-def _check_integrity(data: bytes) -> None:
+def _check_integrity(data: bytes, source: str) -> None:
     algorithm, _, expected = INTEGRITY.partition("-")
     actual = base64.b64encode(hashlib.new(algorithm, data).digest()).decode()
     if actual != expected:
         raise MathJaxUnavailable(
-            f"mathjax-{VERSION}.tgz does not match the registry's integrity hash "
-            f"({algorithm}-{actual} instead of {INTEGRITY}); delete it and fetch it again"
+            f"{source} is not the published mathjax-{VERSION}.tgz: its hash is "
+            f"{algorithm}-{actual}, the npm registry's is {INTEGRITY}. Delete it and build "
+            "again to download it afresh."
         )
 
 
@@ -80,7 +81,7 @@ def _download(tarball: Path) -> None:
             f"be downloaded from {TARBALL_URL} ({error}). On a machine with access to the "
             f"npm registry, download that file and copy it to {tarball}, then build again."
         ) from error
-    _check_integrity(data)
+    _check_integrity(data, TARBALL_URL)
     tarball.parent.mkdir(parents=True, exist_ok=True)
     tarball.write_bytes(data)
 
@@ -112,7 +113,7 @@ def ensure_mathjax() -> Path:
     if not tarball.exists():
         _download(tarball)
     data = tarball.read_bytes()
-    _check_integrity(data)
+    _check_integrity(data, str(tarball))
     target = static / f"mathjax-{VERSION}"
     unpacked = static / f".mathjax-{VERSION}-{os.getpid()}"  # renamed when complete
     with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as archive:
@@ -151,4 +152,7 @@ def setup(app) -> dict[str, bool]:
 
 
 if __name__ == "__main__":
-    print(f"MathJax {VERSION} is in {ensure_mathjax() / f'mathjax-{VERSION}'}")
+    try:
+        print(f"MathJax {VERSION} is in {ensure_mathjax() / f'mathjax-{VERSION}'}")
+    except MathJaxUnavailable as error:
+        sys.exit(f"error: {error}")
