@@ -1,8 +1,8 @@
-"""The alternating GAN update of chapters 02 and 03 as one function, for the scripts that
-train chapter 03's DCGAN outside the chapter (``scripts/train_ddp.py``,
-``benchmarks/bench_speed.py``).
+"""The alternating GAN update of chapters 02 and 03 as one function: chapter 03 trains
+with it (and shows it), and so do the scripts that train chapter 03's DCGAN outside the
+chapter (``scripts/train_ddp.py``, ``benchmarks/bench_speed.py``).
 
-The chapters write the same step out, closing over their networks and optimisers. Here
+Chapter 02 writes the same step out, closing over its networks and optimisers. Here
 they come in as arguments, so that a caller can pass networks wrapped for data
 parallelism (``DistributedDataParallel``), compiled (``torch.compile``), or run under
 mixed precision, and draw the noise ``z`` itself.
