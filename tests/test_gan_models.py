@@ -1,6 +1,5 @@
 """The GANs of chapters 02 and 03: shapes, logits, sampling, one training step, DCGAN rules."""
 
-
 import pytest
 import torch
 from torch import nn
