@@ -4,9 +4,10 @@ All functions here take *features* (or flattened pixels): 2-D float tensors of s
 (N, D). :mod:`book_utils.metrics.features` turns images into such features with the
 book's MNIST classifier.
 
-* FID: Fréchet distance between Gaussians fitted to two feature sets (Heusel et al. 2017).
+* FID: the squared Fréchet (2-Wasserstein) distance between Gaussians fitted to two
+  feature sets (Heusel et al. 2017).
 * KID: unbiased squared MMD with a cubic polynomial kernel, over random subsets
-  (Bińkowski et al. 2018).
+  (Bińkowski et al. 2018); the book reports it x 10^3, with its spread over the subsets.
 * Class score: the Inception Score of Salimans et al. (2016) with the MNIST classifier's
   class probabilities in place of Inception's.
 * Precision and recall: k-nearest-neighbour balls (Kynkäänniemi et al. 2019).
@@ -83,6 +84,10 @@ def frechet_distance(
 ) -> float:
     """||mu1 - mu2||^2 + Tr(sigma1 + sigma2 - 2 (sigma1 sigma2)^{1/2}).
 
+    This is the *squared* Fréchet distance, the squared 2-Wasserstein distance, between
+    N(mu1, sigma1) and N(mu2, sigma2); like pytorch-fid's ``calculate_frechet_distance``,
+    it returns the square, which is what FID is.
+
     The matrix sigma1 @ sigma2 is not symmetric, and taking its square root directly
     (``scipy.linalg.sqrtm``, as the reference implementation does) can return complex
     numbers or fail when the covariances are near-singular. We use instead that
@@ -104,7 +109,7 @@ def frechet_distance(
 
 
 def fid(features_a: torch.Tensor, features_b: torch.Tensor) -> float:
-    """Fréchet distance between Gaussians fitted to two feature sets."""
+    """FID: the squared Fréchet distance between Gaussians fitted to two feature sets."""
     _check_pair(features_a, features_b)
     return frechet_distance(*gaussian_statistics(features_a), *gaussian_statistics(features_b))
 
@@ -139,7 +144,10 @@ def kid(
     degree: int = 3,
     generator: torch.Generator | None = None,
 ) -> tuple[float, float]:
-    """Kernel Inception Distance: mean and std of the unbiased MMD^2 over random subsets."""
+    """Kernel Inception Distance: mean and std of the unbiased MMD^2 over random subsets.
+
+    Both are raw squared MMDs in the units of the features; the book prints them x 10^3.
+    """
     _check_pair(features_a, features_b)
     size = min(subset_size, features_a.shape[0], features_b.shape[0])
     values = []
