@@ -3,8 +3,9 @@
     python -m book_utils.metrics SAMPLES [--n-reference 10000] [--seed 0]
 
 SAMPLES is a ``.npy`` file of uint8 images shaped (N, 28, 28), or a folder of 28x28
-grayscale PNG files. The output holds fid, kid, class_score, precision, recall and the
-histogram of the digits the classifier sees.
+grayscale PNG files. The output holds fid, kid (raw; the book prints KID x 10^3) and
+kid_std, class_score, precision, recall and the histogram of the digits the classifier
+sees.
 """
 
 from __future__ import annotations

@@ -4,9 +4,10 @@ All functions here take *features* (or flattened pixels): 2-D float tensors of s
 (N, D). :mod:`book_utils.metrics.features` turns images into such features with the
 book's MNIST classifier.
 
-* FID: Fréchet distance between Gaussians fitted to two feature sets (Heusel et al. 2017).
+* FID: the squared Fréchet (2-Wasserstein) distance between Gaussians fitted to two
+  feature sets (Heusel et al. 2017).
 * KID: unbiased squared MMD with a cubic polynomial kernel, over random subsets
-  (Bińkowski et al. 2018).
+  (Bińkowski et al. 2018); the book reports it x 10^3, with its spread over the subsets.
 * Class score: the Inception Score of Salimans et al. (2016) with the MNIST classifier's
   class probabilities in place of Inception's.
 * Precision and recall: k-nearest-neighbour balls (Kynkäänniemi et al. 2019).
@@ -60,9 +61,9 @@ def gaussian_statistics(features: torch.Tensor) -> tuple[torch.Tensor, torch.Ten
     n, dim = features.shape
     if n <= dim:
         raise ValueError(
-            f"FID needs more samples than feature dimensions to estimate a covariance: got "
-            f"{n} samples of {dim}-dimensional features. Use at least {dim + 1} (the book "
-            "uses 10,000)."
+            f"FID needs more samples than feature dimensions to estimate a "
+            f"covariance: got {n} samples of {dim}-dimensional features. Use at "
+            f"least {dim + 1} (the book uses 10,000)."
         )
     x = features.double()
     mu = x.mean(dim=0)
@@ -72,9 +73,9 @@ def gaussian_statistics(features: torch.Tensor) -> tuple[torch.Tensor, torch.Ten
 
 
 def _psd_sqrt(matrix: torch.Tensor) -> torch.Tensor:
-    """Square root of a symmetric positive semi-definite matrix via its eigendecomposition."""
+    """Square root of a symmetric PSD matrix, by its eigendecomposition."""
     eigenvalues, eigenvectors = torch.linalg.eigh(matrix)
-    root = eigenvalues.clamp(min=0).sqrt()  # tiny negative eigenvalues are rounding error
+    root = eigenvalues.clamp(min=0).sqrt()  # tiny negative eigenvalues: rounding error
     return (eigenvectors * root) @ eigenvectors.T
 
 
@@ -83,13 +84,17 @@ def frechet_distance(
 ) -> float:
     """||mu1 - mu2||^2 + Tr(sigma1 + sigma2 - 2 (sigma1 sigma2)^{1/2}).
 
+    This is the *squared* Fréchet distance, the squared 2-Wasserstein distance,
+    between N(mu1, sigma1) and N(mu2, sigma2); like pytorch-fid's
+    ``calculate_frechet_distance``, it returns the square, which is what FID is.
+
     The matrix sigma1 @ sigma2 is not symmetric, and taking its square root directly
     (``scipy.linalg.sqrtm``, as the reference implementation does) can return complex
     numbers or fail when the covariances are near-singular. We use instead that
     ``sigma1 @ sigma2`` has the same eigenvalues as the symmetric PSD matrix
-    ``s @ sigma2 @ s`` with ``s = sigma1^{1/2}``, so the trace of its square root is the sum
-    of square roots of the eigenvalues of a symmetric matrix: computed in float64 with
-    ``eigh``, with rounding-level negative eigenvalues clipped to zero.
+    ``s @ sigma2 @ s`` with ``s = sigma1^{1/2}``, so the trace of its square root is the
+    sum of square roots of the eigenvalues of a symmetric matrix: computed in float64
+    with ``eigh``, with rounding-level negative eigenvalues clipped to zero.
     """
     mu1, mu2, sigma1, sigma2 = (t.double() for t in (mu1, mu2, sigma1, sigma2))
     if mu1.shape != mu2.shape or sigma1.shape != sigma2.shape:
@@ -104,13 +109,19 @@ def frechet_distance(
 
 
 def fid(features_a: torch.Tensor, features_b: torch.Tensor) -> float:
-    """Fréchet distance between Gaussians fitted to two feature sets."""
+    """FID: the squared Fréchet distance of Gaussians fitted to two feature sets."""
     _check_pair(features_a, features_b)
-    return frechet_distance(*gaussian_statistics(features_a), *gaussian_statistics(features_b))
+    mu_a, sigma_a = gaussian_statistics(features_a)
+    mu_b, sigma_b = gaussian_statistics(features_b)
+    return frechet_distance(mu_a, sigma_a, mu_b, sigma_b)
 
 
 # --------------------------------------------------------------------------- KID
-def polynomial_kernel(a: torch.Tensor, b: torch.Tensor, degree: int = 3) -> torch.Tensor:
+def polynomial_kernel(
+    a: torch.Tensor,
+    b: torch.Tensor,
+    degree: int = 3,
+) -> torch.Tensor:
     """k(x, y) = (x . y / D + 1)^degree for every pair of rows."""
     return (a @ b.T / a.shape[1] + 1) ** degree
 
@@ -139,7 +150,10 @@ def kid(
     degree: int = 3,
     generator: torch.Generator | None = None,
 ) -> tuple[float, float]:
-    """Kernel Inception Distance: mean and std of the unbiased MMD^2 over random subsets."""
+    """Kernel Inception Distance: mean and std of the unbiased MMD^2 over subsets.
+
+    Both are raw squared MMDs in the units of the features; the book prints them x 10^3.
+    """
     _check_pair(features_a, features_b)
     size = min(subset_size, features_a.shape[0], features_b.shape[0])
     values = []
@@ -159,8 +173,10 @@ def class_score(probs: torch.Tensor, splits: int = 10) -> tuple[float, float]:
     balanced (broad p(y)); at most the number of classes. Mean and std over ``splits``.
     """
     check_features(probs, "probs", min_rows=splits)
-    if (probs < 0).any() or not torch.allclose(probs.sum(1), torch.ones(len(probs)), atol=1e-4):
-        raise ValueError("probs must be class probabilities (non-negative rows summing to 1)")
+    sums_to_one = torch.allclose(probs.sum(1), torch.ones(len(probs)), atol=1e-4)
+    if (probs < 0).any() or not sums_to_one:
+        message = "probs must be class probabilities, non-negative rows summing to 1"
+        raise ValueError(message)
     p = probs.double().clamp(min=1e-12)
     scores = []
     for part in torch.tensor_split(p, splits):
@@ -198,20 +214,27 @@ def nearest_neighbours(
     return torch.cat(distances), torch.cat(indices)
 
 
-def kth_neighbour_radii(features: torch.Tensor, k: int = 3, chunk_size: int = 1024) -> torch.Tensor:
+def kth_neighbour_radii(
+    features: torch.Tensor,
+    k: int = 3,
+    chunk_size: int = 1024,
+) -> torch.Tensor:
     """Distance from each row to its k-th nearest *other* row of the same set."""
     if features.shape[0] <= k:
         raise ValueError(f"need more than k={k} samples, got {features.shape[0]}")
     radii = []
     for chunk in torch.split(features, chunk_size):
         d = pairwise_distances(chunk, features)
-        # the smallest distance is the point to itself (0); the k-th neighbour is index k
+        # the smallest distance is the point to itself (0); the k-th neighbour: index k
         radii.append(d.kthvalue(k + 1, dim=1).values)
     return torch.cat(radii)
 
 
 def _fraction_inside_balls(
-    queries: torch.Tensor, centres: torch.Tensor, radii: torch.Tensor, chunk_size: int = 1024
+    queries: torch.Tensor,
+    centres: torch.Tensor,
+    radii: torch.Tensor,
+    chunk_size: int = 1024,
 ) -> float:
     inside = []
     for chunk in torch.split(queries, chunk_size):
@@ -219,7 +242,11 @@ def _fraction_inside_balls(
     return float(torch.cat(inside).double().mean())
 
 
-def precision_recall(real: torch.Tensor, fake: torch.Tensor, k: int = 3) -> tuple[float, float]:
+def precision_recall(
+    real: torch.Tensor,
+    fake: torch.Tensor,
+    k: int = 3,
+) -> tuple[float, float]:
     """Improved precision and recall (Kynkäänniemi et al. 2019).
 
     Each real sample gets a ball reaching its k-th nearest real neighbour; their union

@@ -114,31 +114,33 @@ def memorisation_check(
     quantile: float = 0.01,
     chunk_size: int = 512,
 ) -> MemorisationReport:
-    """Compare each sample's distance to the training set with that of held-out real images.
+    """How far each sample is from the training set, against held-out real images.
 
-    ``samples``, ``train`` and ``held_out`` are MNIST images (uint8, or float in [0, 1];
-    (N, 28, 28) or (N, 1, 28, 28)). The held-out distances are the expensive part and the
-    same for every model: pass them once computed as ``baseline`` (the ``baseline`` of an
-    earlier report, or ``nearest_training_images(held_out, train)[0]``) instead of
-    ``held_out``. Give exactly one of the two.
+    ``samples``, ``train`` and ``held_out`` are MNIST images (uint8, or float in
+    [0, 1]; (N, 28, 28) or (N, 1, 28, 28)). The held-out distances are the expensive
+    part and the same for every model: pass them once computed as ``baseline`` (the
+    ``baseline`` of an earlier report, or ``nearest_training_images(held_out,
+    train)[0]``) instead of ``held_out``. Give exactly one of the two.
     """
     if not 0 < quantile < 0.5:
         raise ValueError(f"quantile must lie in (0, 0.5), e.g. 0.01; got {quantile}")
     if (held_out is None) == (baseline is None):
         raise ValueError(
-            "give exactly one of held_out (real images the model never saw) or baseline "
-            "(their distances to the training set, e.g. the .baseline of an earlier report)"
+            "give exactly one of held_out (real images the model never saw) or "
+            "baseline (their distances to the training set, e.g. the .baseline of an "
+            "earlier report)"
         )
     train_pixels = _as_pixels(train, "train")  # converted once, used twice
     if baseline is None:
         baseline, _ = nearest_training_images(held_out, train_pixels, chunk_size)
     if not isinstance(baseline, torch.Tensor) or baseline.ndim != 1:
-        raise ValueError("baseline must be a 1-D tensor of distances, one per held-out image")
+        message = "baseline must be a 1-D tensor of distances, one per held-out image"
+        raise ValueError(message)
     needed = math.ceil(1 / quantile)
     if len(baseline) < needed:
         raise ValueError(
-            f"{len(baseline)} held-out images are too few to estimate the {quantile:.0%} "
-            f"quantile of their distances; use at least {needed}"
+            f"{len(baseline)} held-out images are too few to estimate the "
+            f"{quantile:.0%} quantile of their distances; use at least {needed}"
         )
     distances, neighbours = nearest_training_images(samples, train_pixels, chunk_size)
     baseline = baseline.double()
