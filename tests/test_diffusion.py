@@ -193,6 +193,8 @@ def test_a_saved_model_keeps_its_sampler(tmp_path):
 def test_the_book_checkpoints_load_and_sample(name):
     if not (CHECKPOINT_DIR / name).is_dir():
         pytest.skip(f"no {name} checkpoint yet")
+    folder = CHECKPOINT_DIR / name
+    assert sum(f.stat().st_size for f in folder.iterdir()) < 8_000_000  # a few MB at most
     model = from_pretrained(name)
     record = model.record
     assert record.steps > 0 and record.seconds > 0 and record.machine
