@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from sphinx.application import Sphinx
+from sphinx.config import Config
+
+STATIC = Path(__file__).resolve().parent / "static"  # site.css
 
 
 def drop_duplicate_scripts(
@@ -26,7 +30,14 @@ def drop_duplicate_scripts(
     context["script_files"] = unique
 
 
+def add_site_css(app: Sphinx, config: Config) -> None:
+    """Add the book's stylesheet, static/site.css, after the theme's."""
+    config.html_static_path = [*config.html_static_path, str(STATIC)]
+    app.add_css_file("site.css")
+
+
 def setup(app: Sphinx) -> dict[str, bool]:
     """Register the fixes with Sphinx."""
+    app.connect("config-inited", add_site_css)
     app.connect("html-page-context", drop_duplicate_scripts, priority=900)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

@@ -33,14 +33,31 @@ from book_utils.runtime import describe_device, get_mode, retrain_requested
 
 class Run:
     """Saves its ``parts`` (networks, optimisers: anything with a ``state_dict``) and, made
-    again, restores them. ``done``: the finished model is there, to be loaded."""
+    again, restores them. ``done``: the finished model is there, to be loaded.
 
-    def __init__(self, name: str, hyperparameters: Any, retrain: bool | None = None, **parts):
+    ``root``, if given, holds both the saved progress (``root/runs/``) and the finished model
+    folders (``root/<name>/``), in every run mode: for scripts that train outside the book.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        hyperparameters: Any,
+        retrain: bool | None = None,
+        *,
+        root: str | Path | None = None,
+        **parts,
+    ):
         self.name, self.parts, self.step, config = name, parts, 0, plain(hyperparameters)
         digest = hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:8]
-        smoke, runs = get_mode() == "smoke", os.environ.get("BOOK_RUNS_DIR") or default_data_root()
-        runs = Path(tempfile.mkdtemp(prefix=f"{name}-")) if smoke else Path(runs) / "runs"
-        self.folder = runs / name if smoke else CHECKPOINT_DIR / name
+        if root is not None:
+            runs, self.folder = Path(root) / "runs", Path(root) / name
+        elif get_mode() == "smoke":
+            runs = Path(tempfile.mkdtemp(prefix=f"{name}-"))
+            self.folder = runs / name
+        else:
+            runs = Path(os.environ.get("BOOK_RUNS_DIR") or default_data_root()) / "runs"
+            self.folder = CHECKPOINT_DIR / name
         self.state_path = runs / f"{name}-{digest}" / "state.pt"
         self.done = self.folder.is_dir() and not retrain_requested(retrain)
         networks = [part for part in parts.values() if isinstance(part, nn.Module)]
@@ -55,8 +72,10 @@ class Run:
             self.save(0)
 
     def __repr__(self) -> str:
-        if self.done:
+        if self.done and self.folder.parent == CHECKPOINT_DIR:
             return f"{self.name}: loading the trained model book_utils/checkpoints/{self.name}/"
+        if self.done:
+            return f"{self.name}: loading the trained model {self.folder}"
         return f"{self.name}: training from step {self.step:,}, saving to {self.state_path}"
 
     def log(self, step: int, values: Mapping[str, torch.Tensor | float]) -> None:

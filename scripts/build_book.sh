@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Set up .venv, execute every chapter in full mode and render the site to _build/html.
+# Set up .venv (with the site's MathJax), execute every chapter in full mode and render
+# the site to _build/html.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh book

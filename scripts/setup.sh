@@ -29,4 +29,9 @@ pip_install --upgrade pip
 # torch and torchvision first, as a pair, so pip never mixes incompatible builds.
 pip_install "torch>=2.2" "torchvision>=0.17"
 pip_install -e "$TARGET"
+# The site's MathJax (a pinned copy from the npm registry, checked against its integrity
+# hash), fetched once into the data folder so that the site typesets equations offline.
+if [[ ",$EXTRAS," == *",book,"* ]]; then
+    .venv/bin/python _ext/local_mathjax.py
+fi
 .venv/bin/python -c "import book_utils, torch, torchvision; print('book_utils ready: torch', torch.__version__, 'torchvision', torchvision.__version__)"

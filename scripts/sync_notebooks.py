@@ -85,7 +85,8 @@ def pip_target() -> str:
 
 def colab_cell_source() -> str:
     """The source of every chapter's first code cell."""
-    packages = " ".join([pip_target(), *COLAB_EXTRA_PACKAGES])
+    # One argument a line (IPython joins lines that end in a backslash), so that the cell
+    # fits the page's 88 columns.
     return "\n".join(
         [
             COLAB_CELL_FIRST_LINE,
@@ -94,7 +95,9 @@ def colab_cell_source() -> str:
             "import sys",
             "",
             'if "google.colab" in sys.modules:',
-            f"    %pip install --quiet --no-deps {packages}",
+            "    %pip install --quiet --no-deps \\",
+            f"        {pip_target()} \\",
+            f"        {' '.join(COLAB_EXTRA_PACKAGES)}",
         ]
     )
 

@@ -38,6 +38,33 @@ def package_index() -> str:
     return url
 
 
+def toc_pages() -> list[str]:
+    """Every page of _toc.yml after the landing page, as paths without suffix."""
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text(encoding="utf-8"))
+    pages = []
+    for part in toc.get("parts", []):
+        pages += [entry["file"] for entry in part["chapters"]]
+    return pages
+
+
+def landing_page() -> str:
+    """The site's landing page (the root of _toc.yml), without suffix."""
+    return yaml.safe_load((ROOT / "_toc.yml").read_text(encoding="utf-8"))["root"]
+
+
+def is_notebook(page: str) -> bool:
+    """Whether the page is a notebook that the build executes: a MyST file whose front
+    matter has a jupytext header (pages of Markdown alone, without it, are not run)."""
+    text = (ROOT / f"{page}.md").read_text(encoding="utf-8")
+    match = re.match(r"---\n(.*?)\n---\n", text, re.S)
+    return bool(match) and "jupytext" in (yaml.safe_load(match.group(1)) or {})
+
+
+def is_chapter(page: str) -> bool:
+    """Whether the page is one of the book's chapters (chapters/NN_name)."""
+    return page.startswith("chapters/")
+
+
 def without_colours(text: str) -> str:
     """``text`` without the terminal's colour codes (Sphinx and IPython write them)."""
     return re.sub(r"\x1b\[[0-9;]*m", "", text)

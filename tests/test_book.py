@@ -1,30 +1,32 @@
 """Every chapter executes without an error, and the site builds without a single warning.
 
-The build (the ``site_build`` fixture of conftest.py) executes each chapter once, into a
-jupyter-cache of its own; each chapter's test reads there whether the chapter ran to the
-end, and shows its traceback if it did not. The page tests check what the site shows;
-test_site_browser.py opens the same build in a browser.
+The build (the ``site_build`` fixture of conftest.py) executes each notebook page (the
+chapters, and any page with a jupytext header) once, into a jupyter-cache of its own; each
+one's test reads there whether it ran to the end, and shows its traceback if it did not.
+Pages of Markdown alone (how_to_read.md, notation.md) are built but not executed. The page
+tests check what the site shows; test_site_browser.py opens the same build in a browser.
 """
 
 import re
 from pathlib import Path
 
 import pytest
-import yaml
-from conftest import without_colours
+from conftest import is_chapter, is_notebook, toc_pages, without_colours
 
 ROOT = Path(__file__).resolve().parent.parent
+PAGES = toc_pages()
+# The pages the build executes (a jupytext header); pages of Markdown alone are not run.
+NOTEBOOKS = [page for page in PAGES if is_notebook(page)]
+CHAPTERS = [page for page in PAGES if is_chapter(page)]
 
 
-def _toc_files() -> list[str]:
-    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
-    files = []
-    for part in toc.get("parts", []):
-        files += [entry["file"] for entry in part["chapters"]]
-    return files
+def test_every_chapter_is_a_notebook():
+    assert CHAPTERS, "_toc.yml lists no chapters"
+    plain = [page for page in CHAPTERS if not is_notebook(page)]
+    assert not plain, f"chapters without a jupytext header (never executed): {plain}"
 
 
-@pytest.mark.parametrize("chapter", _toc_files())
+@pytest.mark.parametrize("chapter", NOTEBOOKS)
 def test_chapter_executes_without_an_error(site_build, chapter):
     if site_build.jupyter_cache is None:
         pytest.skip("the site was built before the tests ($BOOK_BUILT_SITE)")
@@ -66,11 +68,18 @@ def test_site_builds_without_a_warning(site_build):
 
 def test_landing_page_exists(site):
     index = (site / "intro.html").read_text(encoding="utf-8")
-    for chapter in _toc_files():
-        assert f"{chapter}.html" in index, f"the landing page does not link to {chapter}"
+    for page in PAGES:
+        assert f"{page}.html" in index, f"the landing page does not link to {page}"
 
 
-@pytest.mark.parametrize("chapter", _toc_files())
+@pytest.mark.parametrize("page", PAGES)
+def test_page_is_built(site, page):
+    html = site / f"{page}.html"
+    assert html.exists(), f"{html} was not built"
+    assert "Traceback (most recent call last)" not in html.read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS)
 def test_chapter_page_shows_figures_and_no_errors(site, chapter):
     page = site / f"{chapter}.html"
     assert page.exists(), f"{page} was not built"

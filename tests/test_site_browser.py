@@ -1,15 +1,17 @@
 """The built site works in a real browser: every page loads cleanly and shows what it should.
 
 The site built by the ``site`` fixture (conftest.py) is served on localhost and opened in
-headless Chromium. For the landing page and every chapter in _toc.yml the tests check
-that the page loads without console errors and without failed requests for the site's own
-files; that every image has loaded; that every animation the chapter makes is on the page
-and all its frames load; that no cell output shows an error; and that the navigation
-sidebar reaches every chapter. A full-page screenshot of each page is saved under
-_build/screenshots/<page>.png.
+headless Chromium, in a window 1280 pixels wide. For the landing page and every page in
+_toc.yml the tests check that the page loads without console errors and without failed
+requests for the site's own files; that every image has loaded; that every animation the
+chapter makes is on the page and all its frames load; that no cell output shows an error;
+that every equation is typeset by MathJax (served by the site itself: no raw TeX
+delimiters left, no MathJax error); that no code block is wider than its column; and that
+the navigation sidebar reaches every page. A full-page screenshot of each page is saved
+under _build/screenshots/<page>.png.
 
-Requests that leave the site (MathJax and an icon font, from CDNs) are blocked, so the
-result does not depend on the network; the tests list which hosts the site may ask for.
+Requests that leave the site (an icon font, from a CDN) are blocked, so the result does
+not depend on the network; the tests list which hosts the site may ask for.
 
 Needs Chromium at /usr/bin/chromium (Debian: ``apt-get install chromium
 chromium-driver``, which scripts/test.sh does) and the Python package ``playwright``
@@ -30,7 +32,7 @@ from urllib.parse import urlsplit
 
 import jupytext
 import pytest
-import yaml
+from conftest import is_chapter, landing_page, toc_pages
 
 ROOT = Path(__file__).resolve().parent.parent
 SCREENSHOTS = ROOT / "_build" / "screenshots"
@@ -46,8 +48,8 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 # Hosts outside the site that its pages may ask for; the requests are blocked here.
+# MathJax is not among them: the site serves its own copy (_ext/local_mathjax.py).
 EXTERNAL_HOSTS = {
-    "cdn.jsdelivr.net",  # MathJax, which typesets the equations
     "maxcdn.bootstrapcdn.com",  # Font Awesome 4, the icons of matplotlib's animation controls
 }
 INSTALL_HELP = (
@@ -58,17 +60,9 @@ INSTALL_HELP = (
 )
 
 
-def _toc_pages() -> list[str]:
-    """The landing page and every chapter of _toc.yml, as paths without suffix."""
-    toc = yaml.safe_load((ROOT / "_toc.yml").read_text(encoding="utf-8"))
-    pages = [toc["root"]]
-    for part in toc.get("parts", []):
-        pages += [entry["file"] for entry in part["chapters"]]
-    return pages
-
-
-PAGES = _toc_pages()
-CHAPTER_PAGES = PAGES[1:]
+PAGES = [landing_page(), *toc_pages()]  # as paths without suffix
+LISTED_PAGES = PAGES[1:]  # every page the sidebar lists
+CHAPTERS = [page for page in PAGES if is_chapter(page)]  # chapters/NN_name: code, figures
 
 
 def _expected_animations(page: str) -> int:
@@ -202,7 +196,7 @@ def test_every_image_loads(visits, page):
     images = visits[page].tab.evaluate(LOAD_IMAGES)
     broken = [image["src"] for image in images if image["width"] == 0]
     assert not broken, f"{page}: images that did not load: {broken}"
-    if page in CHAPTER_PAGES:
+    if page in CHAPTERS:
         assert len(images) >= 3, f"{page} shows only {len(images)} images"
 
 
@@ -259,8 +253,112 @@ def test_no_cell_output_shows_an_error(visits, page):
     report = visits[page].tab.evaluate(OUTPUT_ERRORS)
     assert report["error_outputs"] == 0 and report["tracebacks"] == 0, f"{page}: {report}"
     assert not report["errors"], f"{page}: outputs that show an error: {report['errors']}"
-    if page in CHAPTER_PAGES:
+    if page in CHAPTERS:
         assert report["outputs"] > 0, f"{page} shows no cell outputs"
+
+
+def _source_has_math(page: str) -> bool:
+    """Whether the page's MyST source writes an equation ($...$, $$...$$, {math})."""
+    text = (ROOT / f"{page}.md").read_text(encoding="utf-8")
+    if "{math}" in text:
+        return True
+    text = re.sub(r"^(`{3,}|~{3,}).*?^\1", "", text, flags=re.S | re.M)  # code blocks
+    text = re.sub(r"`[^`\n]*`", "", text)  # inline code
+    return "$" in text
+
+
+def _local_mathjax_version() -> str:
+    """The MathJax version the site serves (VERSION in _ext/local_mathjax.py)."""
+    source = (ROOT / "_ext" / "local_mathjax.py").read_text(encoding="utf-8")
+    return re.search(r'^VERSION = "([^"]+)"', source, re.M).group(1)
+
+
+MATH = r"""async () => {
+    if (window.MathJax && MathJax.startup && MathJax.startup.promise) {
+        await MathJax.startup.promise;
+    }
+    const main = document.querySelector("main");
+    const equations = [...main.querySelectorAll(".math")];
+    const raw = [];
+    const walker = document.createTreeWalker(main, NodeFilter.SHOW_TEXT);
+    while (walker.nextNode()) {
+        const node = walker.currentNode;
+        if (node.parentElement.closest("pre, code, script, style, mjx-container")) continue;
+        if (/\\[\[\]()]/.test(node.textContent)) raw.push(node.textContent.trim().slice(0, 80));
+    }
+    const script = document.querySelector("script[src*='tex-mml-chtml']");
+    return {
+        script: script ? script.src : null,
+        version: window.MathJax && MathJax.version ? MathJax.version : null,
+        equations: equations.length,
+        typeset: main.querySelectorAll("mjx-container").length,
+        untypeset: equations.filter(e => !e.querySelector("mjx-container"))
+            .map(e => e.textContent.slice(0, 80)),
+        raw: raw,
+        errors: [...document.querySelectorAll("mjx-merror")]
+            .map(e => e.getAttribute("data-mjx-error") || e.textContent),
+    };
+}"""
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_equation_is_typeset(visits, page):
+    """MathJax, from the site's own files, typesets every equation, without an error."""
+    report = visits[page].tab.evaluate(MATH)
+    if _source_has_math(page):
+        assert report["equations"] > 0, f"{page}: its source has equations, the page none"
+    if report["equations"]:
+        assert report["script"] and report["script"].startswith(visits[page].base_url), (
+            f"{page}: MathJax is not served by the site: {report['script']}"
+        )
+        assert report["version"] == _local_mathjax_version(), f"{page}: MathJax {report}"
+        assert report["typeset"] >= report["equations"], f"{page}: {report}"
+    assert not report["untypeset"], f"{page}: equations left untypeset: {report['untypeset']}"
+    assert not report["raw"], f"{page}: raw TeX delimiters in the text: {report['raw']}"
+    assert not report["errors"], f"{page}: MathJax errors: {report['errors']}"
+
+
+# Every code block of the page (input cells, folded ones opened, and code in the text and
+# the solutions; not cell outputs), measured in the 1280-pixel-wide window.
+CODE_BLOCKS = """() => {
+    const main = document.querySelector("main");
+    const article = main.querySelector("article") || main;
+    const folded = [...main.querySelectorAll("details:not([open])")];
+    for (const details of folded) details.open = true;
+    const right = article.getBoundingClientRect().right;
+    const blocks = [...main.querySelectorAll("div.highlight pre")]
+        .filter(pre => !pre.closest(".cell_output"))
+        .map(pre => {
+            const lines = pre.textContent.split("\\n");
+            const longest = lines.reduce((a, b) => (b.length > a.length ? b : a), "");
+            return {
+                scroll: pre.scrollWidth,
+                client: pre.clientWidth,
+                outside: pre.getBoundingClientRect().right > right + 0.5,
+                columns: longest.length,
+                line: longest.slice(0, 70),
+            };
+        });
+    for (const details of folded) details.open = false;
+    return blocks;
+}"""
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_code_fits_the_column(visits, page):
+    """No code block is cut off at the right edge (scrollWidth > clientWidth) at 1280 px."""
+    blocks = visits[page].tab.evaluate(CODE_BLOCKS)
+    if page in CHAPTERS:
+        assert blocks, f"{page} shows no code"
+    hidden = [block["line"] for block in blocks if block["client"] == 0]
+    assert not hidden, f"{page}: code blocks that could not be opened and measured: {hidden}"
+    cut = [
+        f"{block['columns']} columns, {block['scroll']} px in {block['client']} px: "
+        f"{block['line']!r}"
+        for block in blocks
+        if block["scroll"] > block["client"] or block["outside"]
+    ]
+    assert not cut, f"{page}: code wider than the column (wrap it at 88 columns): {cut}"
 
 
 SIDEBAR_LINKS = """() => [...document.querySelectorAll("nav.bd-docs-nav a")].map(a => ({
@@ -284,7 +382,7 @@ def test_sidebar_links_reach_every_chapter(browser, base_url):
         route.continue_() if local else route.abort()
 
     tab.route("**/*", local_only)
-    for page in CHAPTER_PAGES:
+    for page in LISTED_PAGES:
         tab.goto(f"{base_url}{PAGES[0]}.html", wait_until="load")
         link = tab.locator(f"nav.bd-docs-nav a[href$='{page}.html']")
         assert link.count() == 1, f"the landing page's sidebar has {link.count()} links to {page}"

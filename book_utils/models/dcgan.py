@@ -9,7 +9,8 @@ The rules, and where each one lives below:
 4. tanh output: G's images lie in [-1, 1], the range the data is scaled to.
 5. No fully connected hidden layers: G's only Linear layer projects z to the first
    feature map; D ends with a convolution that covers the whole 7x7 map, giving one logit.
-6. Weights drawn from N(0, 0.02) (:func:`init_weights`).
+6. Weights drawn from N(0, 0.02^2) (:func:`init_weights`); batch norm's scales from
+   N(1, 0.02^2), which the paper leaves open, as in the PyTorch DCGAN tutorial.
 
 :mod:`book_utils.models.dcgan_rules` checks any network against rules 1-5, for the tests and
 for chapter 03's exercise.
@@ -35,7 +36,9 @@ class DCGANConfig:
 
 
 def init_weights(module: nn.Module) -> None:
-    """Rule 6: convolution and linear weights ~ N(0, 0.02); batch norm scale ~ N(1, 0.02).
+    """Rule 6: conv and linear weights ~ N(0, 0.02^2); batch norm scales ~ N(1, 0.02^2).
+
+    The paper gives the first; the second follows the PyTorch DCGAN tutorial.
 
     Apply with ``model.apply(init_weights)``; it visits every submodule.
     """
