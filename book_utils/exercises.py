@@ -38,6 +38,7 @@ __all__ = [
     "check_naive_discriminator_loss",
     "check_naive_fid",
     "check_parzen_log_density",
+    "check_ddim_step",
 ]
 
 
@@ -300,5 +301,42 @@ def check_naive_fid(naive_fid: Callable[[torch.Tensor, torch.Tensor], float]) ->
                     f"{got:.4f}, book_utils.metrics.fid gives {expected:.4f}"
                 )
         return f"naive_fid agrees with book_utils.metrics.fid ({expected:.4f} on the last pair)"
+
+    return _run(check)
+
+
+# --------------------------------------------------------------------------- chapter 06
+DDIMStepFn = Callable[[torch.Tensor, torch.Tensor, float, float], torch.Tensor]
+
+
+def check_ddim_step(ddim_step: DDIMStepFn) -> CheckResult:
+    """Chapter 06: ``ddim_step(x_t, eps_hat, abar_t, abar_prev)``, one deterministic DDIM
+    update (eta = 0, no clipping), against the formula and two cases with known answers."""
+
+    def check() -> str:
+        rng = torch.Generator().manual_seed(0)
+        x_t = torch.randn(3, 1, 28, 28, generator=rng)
+        eps_hat = torch.randn(3, 1, 28, 28, generator=rng)
+        for abar_t, abar_prev in [(0.3, 0.6), (0.01, 0.2), (0.9, 0.999)]:
+            got = _as_tensor(
+                _call(ddim_step, x_t, eps_hat, abar_t, abar_prev), "ddim_step(...)", (3, 1, 28, 28)
+            )
+            x0_hat = (x_t - math.sqrt(1 - abar_t) * eps_hat) / math.sqrt(abar_t)
+            expected = math.sqrt(abar_prev) * x0_hat + math.sqrt(1 - abar_prev) * eps_hat
+            if not torch.allclose(got, expected.double(), atol=1e-4):
+                error = (got - expected.double()).abs().max().item()
+                raise _NotYet(
+                    f"with abar_t = {abar_t}, abar_prev = {abar_prev} the result is off by up "
+                    f"to {error:.3g} per pixel; first guess x0 from x_t and eps_hat, then "
+                    "rebuild x_prev from that guess and the same eps_hat"
+                )
+        same = _as_tensor(_call(ddim_step, x_t, eps_hat, 0.5, 0.5), "ddim_step(...)", x_t.shape)
+        if not torch.allclose(same, x_t.double(), atol=1e-5):
+            raise _NotYet("a step from abar_t to the same abar_prev should return x_t unchanged")
+        last = _as_tensor(_call(ddim_step, x_t, eps_hat, 0.5, 1.0), "ddim_step(...)", x_t.shape)
+        x0_hat = (x_t - math.sqrt(0.5) * eps_hat) / math.sqrt(0.5)
+        if not torch.allclose(last, x0_hat.double(), atol=1e-5):
+            raise _NotYet("a step to abar_prev = 1 (t = 0) should return the guess of x0")
+        return "ddim_step matches the DDIM update, keeps x_t for a zero step, ends at x0_hat"
 
     return _run(check)

@@ -1,6 +1,6 @@
 """Draw samples from any trained generative model of the book.
 
-    python -m book_utils.sample NAME [--n N] [--out FILE] [--seed S] [--device D]
+    python -m book_utils.sample NAME [--n N] [--out FILE] [--seed S] [--device D] [--steps K]
 
 NAME is the short name of a model folder in ``book_utils/checkpoints/`` (``dcgan``) or the
 path of any model folder. :func:`~book_utils.checkpoint.from_pretrained` rebuilds the model
@@ -8,11 +8,14 @@ from the class its ``config.json`` names (the registry ``book_utils.models.MODEL
 so every model with a ``sample(n, generator)`` method works without code of its own here.
 FILE ending in ``.npy`` gets uint8 images shaped (N, 28, 28), the format that
 ``python -m book_utils.metrics`` scores; FILE ending in ``.png`` gets one grid of them.
+Models that sample in steps (chapter 06's ``ddpm`` and ``flow``) take ``--steps K``, the
+number of network evaluations per image (default: the model's ``config.sample_steps``).
 """
 
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import math
 import sys
@@ -51,8 +54,12 @@ def draw_samples(
     device: str | torch.device = "cpu",
     batch_size: int = 1000,
     progress: bool = False,
+    steps: int | None = None,
 ) -> torch.Tensor:
     """n samples of a saved model as uint8 images (n, 28, 28), on the CPU.
+
+    ``steps``: network evaluations per image, for the models that sample in steps
+    (their ``sample`` takes ``steps``); None uses the model's default.
 
     The noise comes from one CPU generator seeded with ``seed``, batch after batch: the
     same name, n, seed and batch_size give the same images (exactly, on the CPU).
@@ -62,13 +69,21 @@ def draw_samples(
     model = from_pretrained(name, device)
     if not hasattr(model, "sample"):
         raise CheckpointError(f"{name} holds a {type(model).__name__}, which draws no samples")
+    options = {}
+    if steps is not None:
+        if "steps" not in inspect.signature(model.sample).parameters:
+            raise ValueError(f"{name} draws its samples in one pass; it takes no steps")
+        if int(steps) != steps or steps < 1:
+            raise ValueError(f"steps must be a positive whole number, got {steps}")
+        options["steps"] = int(steps)
     low, high = model.pixel_range
     generator = torch.Generator().manual_seed(seed)
     images = torch.empty(int(n), 28, 28, dtype=torch.uint8)
     with tqdm(total=int(n), desc=f"sampling {name}", unit="img", disable=not progress) as bar:
         for start in range(0, int(n), batch_size):
             size = min(batch_size, int(n) - start)
-            x = model.sample(size, generator=generator).float().cpu()  # (size, 1, 28, 28)
+            x = model.sample(size, generator=generator, **options)  # (size, 1, 28, 28)
+            x = x.float().cpu()
             images[start : start + size] = from_unit((x - low) / (high - low))  # (size, 28, 28)
             bar.update(size)
     return images
@@ -97,6 +112,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, metavar="FILE", help="a .npy or .png (NAME.png)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the noise (default 0)")
     parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
+    parser.add_argument(
+        "--steps",
+        type=int,
+        metavar="K",
+        help="network evaluations per image, for ddpm and flow (default: the model's own)",
+    )
     args = parser.parse_args(argv)
     out = args.out or Path(f"{Path(args.model).name}.png")
     if args.n < 1:
@@ -104,8 +125,10 @@ def main(argv: list[str] | None = None) -> int:
     if out.suffix.lower() not in (".npy", ".png"):
         parser.error(f"--out must end in .npy or .png, got {out}")
     try:
-        images = draw_samples(args.model, args.n, seed=args.seed, device=args.device, progress=True)
-    except CheckpointError as err:
+        images = draw_samples(
+            args.model, args.n, args.seed, args.device, progress=True, steps=args.steps
+        )
+    except (CheckpointError, ValueError) as err:
         parser.error(str(err))
     out.parent.mkdir(parents=True, exist_ok=True)
     if out.suffix.lower() == ".npy":

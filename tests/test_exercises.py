@@ -46,6 +46,7 @@ def test_check_result_shows_its_message_and_is_false_when_failed():
         exercises.check_generator_32,
         exercises.check_naive_fid,
         exercises.check_gaussian_kl_general,
+        exercises.check_ddim_step,
     ],
 )
 def test_a_stub_or_a_crash_is_reported_not_raised(check):
@@ -240,3 +241,18 @@ def test_check_gaussian_kl_general():
         exercises.check_gaussian_kl_general(lambda a, b, c, d: kl_diagonal(a, b, c, d)[None]),
         "shape",
     )
+
+
+# --------------------------------------------------------------------------- chapter 06
+def ddim_step(x_t, eps_hat, abar_t, abar_prev):
+    x0_hat = (x_t - math.sqrt(1 - abar_t) * eps_hat) / math.sqrt(abar_t)
+    return math.sqrt(abar_prev) * x0_hat + math.sqrt(1 - abar_prev) * eps_hat
+
+
+def test_check_ddim_step():
+    assert exercises.check_ddim_step(ddim_step)
+    assert_not_yet(
+        exercises.check_ddim_step(lambda x, e, a, b: ddim_step(x, e, b, a)), "off by up to"
+    )
+    assert_not_yet(exercises.check_ddim_step(lambda x, e, a, b: x), "off by up to")
+    assert_not_yet(exercises.check_ddim_step(lambda x, e, a, b: x[0]), "shape")

@@ -1,0 +1,241 @@
+"""Diffusion and flow matching (chapter 06): noise schedules, the forward process and its
+posterior, the three parameterisations of the network's output, and the samplers.
+
+Notation of Ho et al. (2020), with t = 1, ..., T and the arrays indexed by t (entry 0 is
+t = 0, where nothing has been added: beta_0 = 0, abar_0 = 1):
+
+    q(x_t | x_{t-1}) = N(sqrt(alpha_t) x_{t-1}, beta_t I),          alpha_t = 1 - beta_t
+    q(x_t | x_0)     = N(sqrt(abar_t) x_0, (1 - abar_t) I),         abar_t = prod alpha_s
+    q(x_{t-1} | x_t, x_0) = N(mu_t(x_t, x_0), beta_tilde_t I)       (:meth:`posterior`)
+
+The network sees t as t / T in [0, 1]. Flow matching (rectified flow) uses the straight
+path x_t = (1 - t) z + t x between noise z (t = 0) and data x (t = 1), t in [0, 1].
+Every sampler draws its noise on the CPU with the given ``torch.Generator`` and moves it
+to the network's device, so one seed gives the same noise on every device.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+
+def linear_betas(num_timesteps: int, beta_1: float = 1e-4, beta_T: float = 0.02) -> torch.Tensor:
+    """Ho et al.'s schedule for T = 1000: beta_t rising linearly from 1e-4 to 0.02.
+
+    For another T the end points are scaled by 1000 / T, so that the total noise added,
+    and abar_T, stay about the same. Returns (T,) float64."""
+    scale = 1000 / num_timesteps
+    return torch.linspace(scale * beta_1, scale * beta_T, num_timesteps, dtype=torch.float64)
+
+
+def cosine_betas(num_timesteps: int, s: float = 0.008, max_beta: float = 0.999) -> torch.Tensor:
+    """Nichol and Dhariwal's schedule: abar_t = f(t) / f(0), f(t) = cos^2((t/T + s) / (1 + s)
+    * pi / 2), so abar falls slowly at both ends; beta_t = 1 - abar_t / abar_{t-1}, clipped
+    at ``max_beta`` (abar_T is 0 without the clip). Returns (T,) float64."""
+    t = torch.arange(num_timesteps + 1, dtype=torch.float64) / num_timesteps  # (T + 1,)
+    f = torch.cos((t + s) / (1 + s) * math.pi / 2) ** 2
+    abar = f / f[0]
+    return (1 - abar[1:] / abar[:-1]).clamp(max=max_beta)
+
+
+def _image(coef: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """Per-example coefficients (B,), float64 on the CPU, as float32 (B, 1, 1, 1) on like's
+    device, to multiply images with. (The schedule's arithmetic stays in float64.)"""
+    return coef.to(like.device, torch.float32).view(-1, *([1] * (like.dim() - 1)))
+
+
+class NoiseSchedule:
+    """beta_t, alpha_t and abar_t for t = 0, ..., T (float64, entry 0 for t = 0)."""
+
+    def __init__(self, betas: torch.Tensor) -> None:
+        betas = torch.as_tensor(betas, dtype=torch.float64)
+        if betas.dim() != 1 or len(betas) < 1 or not ((betas > 0) & (betas < 1)).all():
+            raise ValueError("betas must be a non-empty 1-D tensor with every beta_t in (0, 1)")
+        self.betas = torch.cat([torch.zeros(1, dtype=torch.float64), betas])  # (T + 1,)
+        self.alphas = 1 - self.betas
+        self.alpha_bar = torch.cumprod(self.alphas, dim=0)  # abar_0 = 1
+
+    @classmethod
+    def named(cls, name: str, num_timesteps: int) -> NoiseSchedule:
+        """The "linear" or "cosine" schedule with T = ``num_timesteps``."""
+        makers = {"linear": linear_betas, "cosine": cosine_betas}
+        if name not in makers:
+            raise ValueError(f"unknown noise schedule {name!r}; use one of {sorted(makers)}")
+        if int(num_timesteps) != num_timesteps or num_timesteps < 1:
+            raise ValueError(f"num_timesteps must be a positive integer, got {num_timesteps}")
+        return cls(makers[name](int(num_timesteps)))
+
+    @property
+    def num_timesteps(self) -> int:
+        return len(self.betas) - 1
+
+    def at(self, values: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """values[t] for a batch of times t (B,) of any device: float64 (B,) on the CPU."""
+        return values[t.cpu().long()]
+
+    def q_sample(self, x0: torch.Tensor, t: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
+        """x_t = sqrt(abar_t) x0 + sqrt(1 - abar_t) eps: a draw of q(x_t | x_0) in one step."""
+        abar = self.at(self.alpha_bar, t)  # (B,)
+        return _image(abar.sqrt(), x0) * x0 + _image((1 - abar).sqrt(), x0) * eps
+
+    def posterior(
+        self, x0: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean (B, 1, 28, 28) and variance (B, 1, 1, 1) of q(x_{t-1} | x_t, x_0), t >= 1:
+
+        mu = sqrt(abar_{t-1}) beta_t / (1 - abar_t) x0
+             + sqrt(alpha_t) (1 - abar_{t-1}) / (1 - abar_t) x_t,
+        beta_tilde_t = (1 - abar_{t-1}) / (1 - abar_t) beta_t."""
+        abar, abar_prev = self.at(self.alpha_bar, t), self.at(self.alpha_bar, t - 1)
+        beta, alpha = self.at(self.betas, t), self.at(self.alphas, t)
+        coef_x0 = abar_prev.sqrt() * beta / (1 - abar)  # (B,)
+        coef_xt = alpha.sqrt() * (1 - abar_prev) / (1 - abar)  # (B,)
+        mean = _image(coef_x0, x0) * x0 + _image(coef_xt, x0) * x_t
+        return mean, _image((1 - abar_prev) / (1 - abar) * beta, x0)
+
+    # The three things a network can predict, and how each gives the others.
+    def x0_from_eps(self, x_t: torch.Tensor, t: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
+        """x0 = (x_t - sqrt(1 - abar_t) eps) / sqrt(abar_t)."""
+        abar = self.at(self.alpha_bar, t)
+        return (x_t - _image((1 - abar).sqrt(), x_t) * eps) / _image(abar.sqrt(), x_t)
+
+    def eps_from_x0(self, x_t: torch.Tensor, t: torch.Tensor, x0: torch.Tensor) -> torch.Tensor:
+        """eps = (x_t - sqrt(abar_t) x0) / sqrt(1 - abar_t)."""
+        abar = self.at(self.alpha_bar, t)
+        return (x_t - _image(abar.sqrt(), x_t) * x0) / _image((1 - abar).sqrt(), x_t)
+
+    def velocity(self, x0: torch.Tensor, t: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
+        """v = sqrt(abar_t) eps - sqrt(1 - abar_t) x0 (Salimans and Ho, 2022)."""
+        abar = self.at(self.alpha_bar, t)
+        return _image(abar.sqrt(), x0) * eps - _image((1 - abar).sqrt(), x0) * x0
+
+    def x0_from_velocity(self, x_t: torch.Tensor, t: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        """x0 = sqrt(abar_t) x_t - sqrt(1 - abar_t) v."""
+        abar = self.at(self.alpha_bar, t)
+        return _image(abar.sqrt(), x_t) * x_t - _image((1 - abar).sqrt(), x_t) * v
+
+
+def _noise(shape: tuple[int, ...], generator: torch.Generator | None, device) -> torch.Tensor:
+    return torch.randn(shape, generator=generator).to(device)  # drawn on the CPU
+
+
+def _device(model: torch.nn.Module) -> torch.device:
+    return next(model.parameters()).device
+
+
+@torch.no_grad()
+def ddpm_sample(
+    model: torch.nn.Module,
+    schedule: NoiseSchedule,
+    n: int,
+    generator: torch.Generator | None = None,
+    trajectory: list[torch.Tensor] | None = None,
+) -> torch.Tensor:
+    """Ancestral sampling (Ho et al., 2020): from x_T ~ N(0, I), for t = T, ..., 1, draw
+    x_{t-1} ~ N(mu_t(x_t, x0_hat), beta_tilde_t I) with the network's guess x0_hat, clipped
+    to the pixel range [-1, 1]. T network evaluations; appends every x_t to ``trajectory``."""
+    device, T = _device(model), schedule.num_timesteps
+    x = _noise((n, 1, 28, 28), generator, device)  # x_T
+    for step in range(T, 0, -1):
+        t = torch.full((n,), step, dtype=torch.long)
+        eps_hat = model(x, t.to(device) / T)  # (n, 1, 28, 28)
+        x0_hat = schedule.x0_from_eps(x, t, eps_hat).clamp(-1, 1)
+        mean, variance = schedule.posterior(x0_hat, x, t)
+        z = _noise(x.shape, generator, device) if step > 1 else torch.zeros_like(x)
+        x = mean + variance.sqrt() * z  # x_{t-1}; no noise at the last step (variance 0)
+        if trajectory is not None:
+            trajectory.append(x.cpu())
+    return x
+
+
+def ddim_timesteps(num_timesteps: int, steps: int) -> list[int]:
+    """``steps`` times T = tau_S > ... > tau_1 >= 1, evenly spaced, then 0."""
+    if not 1 <= steps <= num_timesteps:
+        raise ValueError(f"steps must be between 1 and T = {num_timesteps}, got {steps}")
+    taus = torch.linspace(num_timesteps, 0, steps + 1).round().long().tolist()
+    return taus  # e.g. T = 1000, 4 steps: [1000, 750, 500, 250, 0]
+
+
+@torch.no_grad()
+def ddim_sample(
+    model: torch.nn.Module,
+    schedule: NoiseSchedule,
+    n: int,
+    steps: int,
+    generator: torch.Generator | None = None,
+    eta: float = 0.0,
+    trajectory: list[torch.Tensor] | None = None,
+) -> torch.Tensor:
+    """DDIM (Song et al., 2021) on ``steps`` of the T times, from x_T ~ N(0, I):
+
+        x_prev = sqrt(abar_prev) x0_hat + sqrt(1 - abar_prev - sigma^2) eps_hat + sigma z,
+        sigma = eta sqrt((1 - abar_prev) / (1 - abar_t)) sqrt(1 - abar_t / abar_prev).
+
+    eta = 0 is deterministic; eta = 1 with all T steps is DDPM's ancestral sampler. x0_hat
+    is clipped to [-1, 1] and eps_hat recomputed from it. Appends each x to ``trajectory``."""
+    device, T = _device(model), schedule.num_timesteps
+    taus = ddim_timesteps(T, steps)
+    x = _noise((n, 1, 28, 28), generator, device)  # x_T
+    for now, prev in zip(taus[:-1], taus[1:], strict=True):
+        t = torch.full((n,), now)
+        eps_hat = model(x, t.to(device) / T)  # (n, 1, 28, 28)
+        x0_hat = schedule.x0_from_eps(x, t, eps_hat).clamp(-1, 1)
+        eps_hat = schedule.eps_from_x0(x, t, x0_hat)  # consistent with the clipped x0_hat
+        abar, abar_prev = schedule.alpha_bar[now], schedule.alpha_bar[prev]  # float64
+        sigma = eta * ((1 - abar_prev) / (1 - abar) * (1 - abar / abar_prev)).sqrt()
+        direction = (1 - abar_prev - sigma**2).clamp(min=0).sqrt()  # of eps_hat
+        x = float(abar_prev.sqrt()) * x0_hat + float(direction) * eps_hat
+        if eta > 0 and prev > 0:
+            x = x + float(sigma) * _noise(x.shape, generator, device)
+        if trajectory is not None:
+            trajectory.append(x.cpu())
+    return x
+
+
+def flow_path(x: torch.Tensor, z: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """x_t = (1 - t) z + t x: the straight line from noise z (t = 0) to data x (t = 1).
+    Its velocity dx_t/dt = x - z is what the flow network learns to predict."""
+    t = t.view(-1, *([1] * (x.dim() - 1)))  # (B, 1, 1, 1)
+    return (1 - t) * z + t * x
+
+
+@torch.no_grad()
+def euler_sample(
+    model: torch.nn.Module,
+    n: int,
+    steps: int,
+    generator: torch.Generator | None = None,
+    trajectory: list[torch.Tensor] | None = None,
+) -> torch.Tensor:
+    """Solve dx/dt = v(x, t) from t = 0 (x ~ N(0, I)) to t = 1 with ``steps`` Euler steps
+    x <- x + v(x, t) / steps; the result is clipped to [-1, 1]. Appends each x to
+    ``trajectory``."""
+    if int(steps) != steps or steps < 1:
+        raise ValueError(f"steps must be a positive whole number, got {steps}")
+    device = _device(model)
+    x = _noise((n, 1, 28, 28), generator, device)  # x_0, pure noise
+    for i in range(steps):
+        t = torch.full((n,), i / steps, device=device)
+        x = x + model(x, t) / steps  # x_{t + 1/steps}
+        if trajectory is not None:
+            trajectory.append(x.cpu())
+    return x.clamp(-1, 1)
+
+
+@dataclass(frozen=True)
+class DiffusionTrainConfig:
+    num_steps: int = 15_000  # optimiser steps
+    batch_size: int = 128  # images per step
+    lr: float = 2e-4  # Adam's learning rate
+    ema_decay: float = 0.9995  # weight of the past in the running average of the weights
+    seed: int = 0  # seeds the weights, the minibatch order and the noise
+
+
+@dataclass(frozen=True)
+class SamplerEvalConfig:
+    num_eval: int = 10_000  # samples (and test images) per FID
+    eval_steps: tuple[int, ...] = (10, 20, 50, 100, 1000)  # sampler steps to score at the end
+    num_snapshots: int = 8  # sample grids and FIDs recorded during training

@@ -1,0 +1,211 @@
+"""Chapter 06: noise schedules, the forward process and its posterior, the parameterisations,
+the U-Net, the samplers, and the trained models."""
+
+import math
+
+import pytest
+import torch
+from torch.nn import functional as F
+
+from book_utils.checkpoint import CHECKPOINT_DIR, from_pretrained, save_pretrained
+from book_utils.diffusion import (
+    NoiseSchedule,
+    cosine_betas,
+    ddim_sample,
+    ddim_timesteps,
+    ddpm_sample,
+    euler_sample,
+    flow_path,
+    linear_betas,
+)
+from book_utils.models.unet import DDPMUNet, FlowUNet, UNet, UNetConfig, time_embedding
+from book_utils.sample import draw_samples
+
+TINY = UNetConfig(channels=8, time_dim=16, dropout=0.0, num_timesteps=50, sample_steps=5)
+
+
+@pytest.mark.parametrize("name", ["linear", "cosine"])
+def test_schedule_identities(name):
+    s = NoiseSchedule.named(name, 1000)
+    assert s.num_timesteps == 1000 and len(s.alpha_bar) == 1001
+    assert s.alpha_bar[0] == 1 and s.betas[0] == 0
+    assert torch.allclose(s.alphas, 1 - s.betas)
+    assert torch.allclose(s.alpha_bar[1:], torch.cumprod(1 - s.betas[1:], 0))
+    assert (s.alpha_bar[1:] < s.alpha_bar[:-1]).all()  # strictly decreasing
+    assert s.alpha_bar[-1] < 1e-4  # almost pure noise at t = T
+
+
+def test_linear_schedule_is_ho_et_al_and_cosine_follows_its_formula():
+    betas = linear_betas(1000)
+    assert betas[0].item() == pytest.approx(1e-4) and betas[-1].item() == pytest.approx(0.02)
+    abar = torch.cumprod(1 - cosine_betas(1000), 0)
+    t = torch.arange(1, 1001, dtype=torch.float64) / 1000
+    f = torch.cos((t + 0.008) / 1.008 * math.pi / 2) ** 2
+    f = f / math.cos(0.008 / 1.008 * math.pi / 2) ** 2
+    assert torch.allclose(abar[:990], f[:990], rtol=1e-9)  # before the clip at beta = 0.999
+
+
+def test_bad_schedules_are_refused():
+    with pytest.raises(ValueError, match="unknown noise schedule"):
+        NoiseSchedule.named("quadratic", 100)
+    with pytest.raises(ValueError, match="positive integer"):
+        NoiseSchedule.named("linear", 0)
+    with pytest.raises(ValueError, match=r"\(0, 1\)"):
+        NoiseSchedule(torch.tensor([0.1, 1.5]))
+
+
+def test_closed_form_matches_iterating_the_forward_steps():
+    s = NoiseSchedule.named("linear", 100)
+    gen = torch.Generator().manual_seed(0)
+    x0 = torch.tensor([0.8, -0.5, 0.0], dtype=torch.float64)
+    x = x0.expand(40_000, -1).clone()
+    for t in range(1, 61):
+        noise = torch.randn(x.shape, generator=gen, dtype=torch.float64)
+        x = s.alphas[t].sqrt() * x + s.betas[t].sqrt() * noise
+    abar = s.alpha_bar[60]
+    assert torch.allclose(x.mean(0), abar.sqrt() * x0, atol=4 / math.sqrt(40_000))
+    assert torch.allclose(x.var(0), (1 - abar).expand(3), atol=4 * math.sqrt(2 / 40_000))
+
+
+def test_posterior_is_the_conditional_of_the_joint_gaussian():
+    s = NoiseSchedule.named("cosine", 1000)
+    x0, x_t = torch.randn(5, 1, 28, 28), torch.randn(5, 1, 28, 28)
+    t = torch.tensor([1, 2, 10, 500, 1000])
+    mean, var = s.posterior(x0, x_t, t)
+    abar, abar_prev = s.alpha_bar[t], s.alpha_bar[t - 1]
+    cov = s.alphas[t].sqrt() * (1 - abar_prev)
+    view = (-1, 1, 1, 1)
+    expected_mean = abar_prev.sqrt().view(view) * x0 + (cov / (1 - abar)).view(view) * (
+        x_t - abar.sqrt().view(view) * x0
+    )
+    expected_var = (1 - abar_prev) - cov**2 / (1 - abar)
+    assert torch.allclose(mean, expected_mean.float(), atol=1e-5)
+    assert torch.allclose(var.flatten(), expected_var.float(), atol=1e-6)
+    assert var[0].item() == 0  # t = 1: x_0 is known exactly
+
+
+def test_parameterisations_convert_into_each_other():
+    s = NoiseSchedule.named("cosine", 1000)
+    gen = torch.Generator().manual_seed(1)
+    x0, eps = torch.randn(4, 1, 28, 28, generator=gen), torch.randn(4, 1, 28, 28, generator=gen)
+    t = torch.tensor([3, 200, 700, 990])
+    x_t = s.q_sample(x0, t, eps)
+    assert torch.allclose(s.x0_from_eps(x_t, t, eps), x0, atol=1e-3)
+    assert torch.allclose(s.eps_from_x0(x_t, t, x0), eps, atol=1e-4)
+    assert torch.allclose(s.x0_from_velocity(x_t, t, s.velocity(x0, t, eps)), x0, atol=1e-5)
+
+
+def test_unet_shapes_and_time_embedding():
+    model = UNet(TINY)
+    x, t = torch.randn(3, 1, 28, 28), torch.rand(3)
+    assert model(x, t).shape == (3, 1, 28, 28)
+    assert model(x, torch.tensor(0.5)).shape == (3, 1, 28, 28)  # one t for the batch
+    emb = time_embedding(torch.tensor([0.0, 1.0]), 16)
+    assert emb.shape == (2, 16) and emb[0, :8].abs().max() == 0 and (emb[0, 8:] == 1).all()
+
+
+@pytest.mark.parametrize("kind", ["ddpm", "flow"])
+def test_one_training_step_lowers_the_loss(kind):
+    torch.manual_seed(0)
+    model = (DDPMUNet if kind == "ddpm" else FlowUNet)(TINY)
+    schedule = NoiseSchedule.named("cosine", TINY.num_timesteps)
+    x = torch.rand(32, 1, 28, 28) * 2 - 1
+    t_int = torch.randint(1, TINY.num_timesteps + 1, (32,))
+    t_flow, noise = torch.rand(32), torch.randn_like(x)
+
+    def loss() -> torch.Tensor:  # the same batch, times and noise every time
+        if kind == "ddpm":
+            return F.mse_loss(model(schedule.q_sample(x, t_int, noise), t_int / 50), noise)
+        return F.mse_loss(model(flow_path(x, noise, t_flow), t_flow), x - noise)
+
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    before = loss()
+    opt.zero_grad()
+    before.backward()
+    opt.step()
+    after = loss()
+    assert torch.isfinite(before) and after < before
+
+
+def test_ddim_with_eta_one_and_every_step_is_ancestral_sampling():
+    model = DDPMUNet(TINY).eval()
+    schedule = model.schedule()
+    a = ddpm_sample(model, schedule, 3, torch.Generator().manual_seed(0))
+    b = ddim_sample(model, schedule, 3, 50, torch.Generator().manual_seed(0), eta=1.0)
+    assert torch.allclose(a, b, atol=1e-4)
+
+
+def test_ddim_step_mean_is_the_posterior_mean_for_eta_one():
+    """One DDIM step with eta = 1 draws from N(mu_tilde(x_t, x0_hat), beta_tilde): its mean
+    (the step without its noise) is the posterior mean, and its variance beta_tilde."""
+    s = NoiseSchedule.named("linear", 1000)
+    x0_hat, x_t, t = torch.rand(2, 1, 28, 28) * 2 - 1, torch.randn(2, 1, 28, 28), 400
+    abar, abar_prev = s.alpha_bar[t], s.alpha_bar[t - 1]
+    sigma2 = (1 - abar_prev) / (1 - abar) * (1 - abar / abar_prev)
+    eps_hat = s.eps_from_x0(x_t, torch.full((2,), t), x0_hat)
+    ddim_mean = abar_prev.sqrt() * x0_hat + (1 - abar_prev - sigma2).sqrt() * eps_hat
+    mean, var = s.posterior(x0_hat, x_t, torch.full((2,), t))
+    assert torch.allclose(ddim_mean.float(), mean, atol=1e-5)
+    assert torch.allclose(var.flatten().double(), sigma2.expand(2), rtol=1e-5)
+
+
+def test_ddim_timesteps():
+    assert ddim_timesteps(1000, 4) == [1000, 750, 500, 250, 0]
+    assert ddim_timesteps(10, 10) == list(range(10, -1, -1))
+    with pytest.raises(ValueError, match="between 1 and T"):
+        ddim_timesteps(10, 11)
+
+
+@pytest.mark.parametrize("model_class", [DDPMUNet, FlowUNet])
+def test_same_seed_same_samples_on_the_cpu(model_class):
+    torch.manual_seed(0)
+    model = model_class(TINY)
+    a = model.sample(4, torch.Generator().manual_seed(7), steps=3)
+    b = model.sample(4, torch.Generator().manual_seed(7), steps=3)
+    c = model.sample(4, torch.Generator().manual_seed(8), steps=3)
+    assert a.shape == (4, 1, 28, 28) and torch.equal(a, b) and not torch.equal(a, c)
+    assert a.min() >= -1 and a.max() <= 1
+    assert model.training  # sample() restores the mode
+    with pytest.raises(ValueError, match="positive whole number"):
+        model.sample(2, steps=0)
+
+
+def test_trajectories_have_one_state_per_step():
+    model = FlowUNet(TINY)
+    path: list[torch.Tensor] = []
+    euler_sample(model, 2, 6, torch.Generator().manual_seed(0), trajectory=path)
+    assert len(path) == 6 and path[0].shape == (2, 1, 28, 28)
+    path = []
+    ddim_sample(DDPMUNet(TINY), NoiseSchedule.named("cosine", 50), 2, 7, trajectory=path)
+    assert len(path) == 7
+
+
+def test_a_saved_model_keeps_its_sampler(tmp_path):
+    model = FlowUNet(TINY)
+    save_pretrained(model, tmp_path / "flow")
+    loaded = from_pretrained(tmp_path / "flow")
+    assert type(loaded) is FlowUNet and loaded.config == TINY
+    images = draw_samples(tmp_path / "flow", 3, steps=2)
+    assert images.shape == (3, 28, 28) and images.dtype == torch.uint8
+
+
+@pytest.mark.parametrize("name", ["ddpm", "flow"])
+def test_the_book_checkpoints_load_and_sample(name):
+    if not (CHECKPOINT_DIR / name).is_dir():
+        pytest.skip(f"no {name} checkpoint yet")
+    folder = CHECKPOINT_DIR / name
+    assert sum(f.stat().st_size for f in folder.iterdir()) < 8_000_000  # a few MB at most
+    model = from_pretrained(name)
+    record = model.record
+    assert record.steps > 0 and record.seconds > 0 and record.machine
+    assert record.figures["num_eval"] > 0 and f"{model.config.sample_steps}" in str(
+        record.hyperparameters
+    )
+    first = draw_samples(name, 4, seed=0, steps=3)
+    assert torch.equal(first, draw_samples(name, 4, seed=0, steps=3))
+    assert first.float().std() > 10  # not a blank image
+
+
+def test_sample_refuses_steps_for_a_one_pass_model():
+    with pytest.raises(ValueError, match="takes no steps"):
+        draw_samples("mlp_gan", 2, steps=5)
