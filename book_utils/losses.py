@@ -86,7 +86,7 @@ def gaussian_log_density(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor
 def iwae_bound(
     vae: nn.Module, x: torch.Tensor, num_samples: int, generator: torch.Generator | None = None
 ) -> torch.Tensor:
-    """The importance-weighted bound of Burda et al. (2015), per example: (B, ...) -> (B,).
+    """The importance-weighted bound of Burda et al. (2016), per example: (B, ...) -> (B,).
 
         L_K(x) = E[ log (1/K) sum_k p(x, z_k) / q(z_k | x) ],  z_1..z_K ~ q(z | x)
 

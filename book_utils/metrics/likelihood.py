@@ -3,7 +3,7 @@
 log p(x) is intractable for a VAE, but the bound L_K of :func:`book_utils.losses.iwae_bound`
 approaches it from below as the number K of importance samples grows. With K = 5000 the
 gap is small enough that papers report L_5000 as "the" test log-likelihood (Burda et al.,
-2015). Evaluating it means K decoder passes per image, so the work is split into batches
+2016). Evaluating it means K decoder passes per image, so the work is split into batches
 of images and chunks of samples, which combine exactly:
 
     log sum_k w_k = logsumexp over chunks c of ( log sum_{k in c} w_k ).
