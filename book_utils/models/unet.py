@@ -40,7 +40,8 @@ class UNetConfig:
 
 def time_embedding(t: torch.Tensor, dim: int, scale: float = 1000.0) -> torch.Tensor:
     """Sinusoidal features of times ``t`` (B,) in [0, 1], as for a transformer's positions:
-    sin and cos of ``scale * t`` at ``dim // 2`` frequencies from 1 to 1/10,000."""
+    sin and cos of ``scale * t`` at ``dim // 2`` frequencies 10000^(-k / half),
+    k = 0, ..., half - 1: from 1 down to 10000^(-(half - 1) / half), just above 1/10,000."""
     half = dim // 2
     freqs = torch.exp(-math.log(10_000) * torch.arange(half, device=t.device) / half)  # (half,)
     angles = scale * t.float()[:, None] * freqs[None, :]  # (B, half)
