@@ -17,7 +17,6 @@ import contextlib
 import io
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -135,15 +134,7 @@ class RankZeroRun(Run):
     the same saved state (read only). ``log``, ``snapshot``, ``save`` and ``finish`` do
     nothing on the other ranks. The processes must share a file system (one machine)."""
 
-    def __init__(
-        self,
-        name: str,
-        hyperparameters: Any,
-        retrain: bool | None = None,
-        *,
-        root: str | Path | None = None,
-        **parts,
-    ):
+    def __init__(self, *args, **kwargs):  # the arguments of Run
         rank, world_size = rank_and_world_size()
         self.writes = rank == 0
         if not self.writes:
@@ -152,7 +143,7 @@ class RankZeroRun(Run):
             contextlib.nullcontext() if self.writes else contextlib.redirect_stdout(io.StringIO())
         )
         with quiet:  # only rank 0 says that it resumes
-            super().__init__(name, hyperparameters, retrain, root=root, **parts)
+            super().__init__(*args, **kwargs)
         if self.writes and world_size > 1:
             dist.barrier()
 
