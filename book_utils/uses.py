@@ -103,7 +103,8 @@ def restore(
 ) -> torch.Tensor:
     """DDIM from x_start at time t_start (default T) down to 0 in ``steps`` steps, with the
     guess x0_hat made to agree with what is known at every step: ``project(x0_hat)``
-    (Wang et al.'s null-space projection, DDNM). Pixels in [-1, 1]."""
+    (Wang et al.'s null-space projection, DDNM). Pixels in [-1, 1]; the last step returns
+    the projected guess itself, which may pass the pixel range by a little."""
     _check_images(x_start, "x_start")
     t_start = schedule.num_timesteps if t_start is None else t_start
     if not 1 <= steps <= t_start <= schedule.num_timesteps:
@@ -123,7 +124,7 @@ def restore(
         x = float(abar_prev.sqrt()) * x0_hat + float(direction) * eps_hat
         if prev > 0:
             x = x + float(sigma) * torch.randn(x.shape, generator=generator).to(device)
-    return x.clamp(-1, 1)
+    return x
 
 
 # --------------------------------------------------------------------------- the VAE
