@@ -11,6 +11,7 @@ import pytest
 import scipy.linalg
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from book_utils import exercises
 from book_utils.losses import discriminator_loss
@@ -47,6 +48,7 @@ def test_check_result_shows_its_message_and_is_false_when_failed():
         exercises.check_naive_fid,
         exercises.check_gaussian_kl_general,
         exercises.check_ddim_step,
+        exercises.check_project_block_means,
     ],
 )
 def test_a_stub_or_a_crash_is_reported_not_raised(check):
@@ -256,3 +258,28 @@ def test_check_ddim_step():
     )
     assert_not_yet(exercises.check_ddim_step(lambda x, e, a, b: x), "off by up to")
     assert_not_yet(exercises.check_ddim_step(lambda x, e, a, b: x[0]), "shape")
+
+
+# --------------------------------------------------------------------------- chapter 09
+def project_block_means(x, y_low, factor):
+    change = y_low - F.avg_pool2d(x, factor)
+    return x + F.interpolate(change, scale_factor=factor, mode="nearest")
+
+
+def test_check_project_block_means():
+    assert exercises.check_project_block_means(project_block_means)
+    assert_not_yet(  # right means, but not the nearest such image: a bilinear spread
+        exercises.check_project_block_means(
+            lambda x, y, f: (
+                x + F.interpolate(y - F.avg_pool2d(x, f), scale_factor=f, mode="bilinear")
+            )
+        ),
+        "block means",
+    )
+    assert_not_yet(  # the block means alone, upsampled: right means, far from x
+        exercises.check_project_block_means(
+            lambda x, y, f: F.interpolate(y, scale_factor=f, mode="nearest")
+        ),
+        "not the nearest",
+    )
+    assert_not_yet(exercises.check_project_block_means(lambda x, y, f: y), "shape")
