@@ -170,7 +170,9 @@ def nearest_on_known(
 
 
 # --------------------------------------------------------------------------- measurements
-def hidden_error(x_hat: torch.Tensor, x: torch.Tensor, mask: torch.Tensor | None = None):
+def hidden_error(
+    x_hat: torch.Tensor, x: torch.Tensor, mask: torch.Tensor | None = None
+) -> torch.Tensor:
     """Root mean squared error per image (B,) over the hidden pixels (all pixels if no
     mask), in the units of the pixels ([0, 1] for the book's measurements)."""
     hidden = torch.ones_like(x) if mask is None else (1 - mask).expand_as(x)
