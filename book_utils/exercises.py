@@ -40,6 +40,7 @@ __all__ = [
     "check_parzen_log_density",
     "check_ddim_step",
     "check_project_block_means",
+    "check_raster_mask",
 ]
 
 
@@ -375,3 +376,58 @@ def check_project_block_means(
         return "project_block_means meets the block means and moves each block uniformly"
 
     return _run(check)
+
+
+# --------------------------------------------------------------------------- chapter 10
+def _reference_raster_mask(k: int, include_centre: bool) -> torch.Tensor:
+    mask = torch.zeros(k, k)
+    mask[: k // 2] = 1
+    mask[k // 2, : k // 2 + int(include_centre)] = 1
+    return mask
+
+
+def check_raster_mask(raster_mask: Callable[[int, bool], torch.Tensor]) -> CheckResult:
+    """Chapter 10: ``raster_mask(k, include_centre)``, the k x k mask of a causal masked
+    convolution (mask "A" without the centre, "B" with it), against the reference, and a
+    stack of 8 masked convolutions built from it checked for causality with autograd."""
+
+    def check() -> str:
+        for k in (3, 5, 7):
+            for centre in (False, True):
+                got = _as_tensor(
+                    _call(raster_mask, k, centre), f"raster_mask({k}, {centre})", (k, k)
+                )
+                expected = _reference_raster_mask(k, centre).double()
+                if not torch.equal(got, expected):
+                    wrong = (got != expected).nonzero().tolist()
+                    raise _NotYet(
+                        f"raster_mask({k}, {centre}) differs from the causal mask at "
+                        f"(row, column) {wrong[:4]}; keep the rows above the centre and "
+                        "the pixels left of it" + (", and the centre" if centre else "")
+                    )
+        torch.manual_seed(0)
+        layers: list[nn.Module] = []
+        for i in range(8):
+            mask = _as_tensor(_call(raster_mask, 3, i > 0), "raster_mask", (3, 3)).float()
+            conv = nn.Conv2d(1 if i == 0 else 4, 4, 3, padding=1)
+            layers.append(_Masked(conv, mask))
+        x = torch.rand(1, 1, 12, 12, requires_grad=True)
+        (grad,) = torch.autograd.grad(nn.Sequential(*layers)(x)[0, :, 6, 6].sum(), x)
+        after = grad[0, 0].flatten()[6 * 12 + 6 :]
+        if after.abs().sum() > 0:
+            raise _NotYet("a stack of convolutions with this mask sees the pixel it predicts")
+        return "the masks match, and a stack of 8 masked layers is causal"
+
+    return _run(check)
+
+
+class _Masked(nn.Module):
+    """A convolution whose kernel is multiplied by a mask (for check_raster_mask)."""
+
+    def __init__(self, conv: nn.Conv2d, mask: torch.Tensor) -> None:
+        super().__init__()
+        self.conv, self.mask = conv, mask
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        weight = self.conv.weight * self.mask
+        return torch.relu(nn.functional.conv2d(x, weight, self.conv.bias, padding=1))

@@ -49,6 +49,7 @@ def test_check_result_shows_its_message_and_is_false_when_failed():
         exercises.check_gaussian_kl_general,
         exercises.check_ddim_step,
         exercises.check_project_block_means,
+        exercises.check_raster_mask,
     ],
 )
 def test_a_stub_or_a_crash_is_reported_not_raised(check):
@@ -283,3 +284,17 @@ def test_check_project_block_means():
         "not the nearest",
     )
     assert_not_yet(exercises.check_project_block_means(lambda x, y, f: y), "shape")
+
+
+def raster_mask(k, include_centre):
+    mask = torch.zeros(k, k)
+    mask[: k // 2] = 1
+    mask[k // 2, : k // 2 + int(include_centre)] = 1
+    return mask
+
+
+def test_check_raster_mask():
+    assert exercises.check_raster_mask(raster_mask)
+    assert_not_yet(exercises.check_raster_mask(lambda k, c: raster_mask(k, not c)), "differs")
+    assert_not_yet(exercises.check_raster_mask(lambda k, c: torch.ones(k, k)), "differs")
+    assert_not_yet(exercises.check_raster_mask(lambda k, c: raster_mask(k, c)[0]), "shape")
