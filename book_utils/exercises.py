@@ -39,6 +39,7 @@ __all__ = [
     "check_naive_fid",
     "check_parzen_log_density",
     "check_ddim_step",
+    "check_gradient_penalty",
     "check_project_block_means",
     "check_raster_mask",
 ]
@@ -340,6 +341,74 @@ def check_ddim_step(ddim_step: DDIMStepFn) -> CheckResult:
         if not torch.allclose(last, x0_hat.double(), atol=1e-5):
             raise _NotYet("a step to abar_prev = 1 (t = 0) should return the guess of x0")
         return "ddim_step matches the DDIM update, keeps x_t for a zero step, ends at x0_hat"
+
+    return _run(check)
+
+
+# --------------------------------------------------------------------------- chapter 07
+GradientPenaltyFn = Callable[
+    [Callable[[torch.Tensor], torch.Tensor], torch.Tensor, torch.Tensor, torch.Tensor],
+    torch.Tensor,
+]
+
+
+def _reference_gradient_penalty(critic, x_real, x_fake, eps) -> torch.Tensor:
+    eps = eps.view(-1, *[1] * (x_real.dim() - 1))
+    x_hat = (eps * x_real + (1 - eps) * x_fake).requires_grad_(True)
+    (grad,) = torch.autograd.grad(critic(x_hat).sum(), x_hat, create_graph=True)
+    return (grad.reshape(len(x_hat), -1).norm(dim=1) - 1).pow(2).mean()
+
+
+def check_gradient_penalty(gradient_penalty_given_eps: GradientPenaltyFn) -> CheckResult:
+    """Chapter 07: ``gradient_penalty_given_eps(critic, x_real, x_fake, eps)``, WGAN-GP's
+    penalty at the given interpolation weights, on a linear critic with a known answer, on
+    a small network with images, and differentiable in the critic's weights."""
+
+    def check() -> str:
+        w = torch.tensor([3.0, 4.0])  # f(x) = <w, x>: |grad f| = 5 everywhere
+
+        def linear(x: torch.Tensor) -> torch.Tensor:
+            return x @ w
+
+        rng = torch.Generator().manual_seed(0)
+        x_real, x_fake = torch.randn(6, 2, generator=rng), torch.randn(6, 2, generator=rng)
+        eps = torch.rand(6, generator=rng)
+        got = _as_float(_call(gradient_penalty_given_eps, linear, x_real, x_fake, eps), "it")
+        if abs(got - 16.0) > 1e-4:
+            raise _NotYet(
+                f"for f(x) = 3 x_1 + 4 x_2, whose gradient has norm 5 everywhere, the penalty "
+                f"is (5 - 1)^2 = 16; got {got:.4g}"
+            )
+        torch.manual_seed(0)
+        net = nn.Sequential(nn.Flatten(), nn.Linear(16, 8), nn.Tanh(), nn.Linear(8, 1))
+
+        def critic(x: torch.Tensor) -> torch.Tensor:
+            return net(x).squeeze(1)
+
+        images = torch.randn(5, 1, 4, 4, generator=rng), torch.randn(5, 1, 4, 4, generator=rng)
+        eps = torch.rand(5, generator=rng)
+        expected = _reference_gradient_penalty(critic, *images, eps)
+        penalty = _call(gradient_penalty_given_eps, critic, *images, eps)
+        got = _as_float(penalty, "it")
+        if abs(got - expected.item()) > 1e-5 * max(1.0, abs(expected.item())):
+            raise _NotYet(
+                f"on images (5, 1, 4, 4) and a small network the penalty should be "
+                f"{expected.item():.6f}, got {got:.6f}: take one gradient norm per image, "
+                "over all of its pixels, with x_hat = eps x_real + (1 - eps) x_fake"
+            )
+        if not isinstance(penalty, torch.Tensor) or not penalty.requires_grad:
+            raise _NotYet(
+                "the penalty must stay differentiable in the critic's weights: compute the "
+                "gradient with create_graph=True and return a tensor"
+            )
+        net.zero_grad()
+        penalty.backward()
+        weight_grad = net[1].weight.grad
+        net.zero_grad()
+        expected.backward()
+        if weight_grad is None or not torch.allclose(weight_grad, net[1].weight.grad, atol=1e-5):
+            raise _NotYet("the penalty's gradient with respect to the critic's weights is wrong")
+        return "the penalty is right on a linear critic and on images, and trains the critic"
 
     return _run(check)
 

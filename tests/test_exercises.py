@@ -48,6 +48,7 @@ def test_check_result_shows_its_message_and_is_false_when_failed():
         exercises.check_naive_fid,
         exercises.check_gaussian_kl_general,
         exercises.check_ddim_step,
+        exercises.check_gradient_penalty,
         exercises.check_project_block_means,
         exercises.check_raster_mask,
     ],
@@ -259,6 +260,45 @@ def test_check_ddim_step():
     )
     assert_not_yet(exercises.check_ddim_step(lambda x, e, a, b: x), "off by up to")
     assert_not_yet(exercises.check_ddim_step(lambda x, e, a, b: x[0]), "shape")
+
+
+# --------------------------------------------------------------------------- chapter 07
+def test_check_gradient_penalty():
+    def right(critic, x_real, x_fake, eps):
+        eps = eps.view(-1, *[1] * (x_real.dim() - 1))
+        x_hat = (eps * x_real + (1 - eps) * x_fake).requires_grad_(True)
+        (grad,) = torch.autograd.grad(critic(x_hat).sum(), x_hat, create_graph=True)
+        return (grad.flatten(1).norm(dim=1) - 1).pow(2).mean()
+
+    assert exercises.check_gradient_penalty(right)
+
+    def no_graph(critic, x_real, x_fake, eps):
+        eps = eps.view(-1, *[1] * (x_real.dim() - 1))
+        x_hat = (eps * x_real + (1 - eps) * x_fake).requires_grad_(True)
+        (grad,) = torch.autograd.grad(critic(x_hat).sum(), x_hat)
+        return (grad.flatten(1).norm(dim=1) - 1).pow(2).mean()
+
+    assert_not_yet(exercises.check_gradient_penalty(no_graph), "create_graph")
+
+    def squared_norm(critic, x_real, x_fake, eps):  # forgets the - 1
+        eps = eps.view(-1, *[1] * (x_real.dim() - 1))
+        x_hat = (eps * x_real + (1 - eps) * x_fake).requires_grad_(True)
+        (grad,) = torch.autograd.grad(critic(x_hat).sum(), x_hat, create_graph=True)
+        return grad.flatten(1).norm(dim=1).pow(2).mean()
+
+    assert_not_yet(exercises.check_gradient_penalty(squared_norm), "16")
+
+    def per_pixel(critic, x_real, x_fake, eps):  # a norm per pixel, not per image
+        eps = eps.view(-1, *[1] * (x_real.dim() - 1))
+        x_hat = (eps * x_real + (1 - eps) * x_fake).requires_grad_(True)
+        (grad,) = torch.autograd.grad(critic(x_hat).sum(), x_hat, create_graph=True)
+        return (
+            (grad.abs() - 1).pow(2).mean()
+            if x_real.dim() > 2
+            else right(critic, x_real, x_fake, eps.flatten())
+        )
+
+    assert_not_yet(exercises.check_gradient_penalty(per_pixel), "one gradient norm per image")
 
 
 # --------------------------------------------------------------------------- chapter 09

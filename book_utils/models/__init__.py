@@ -9,6 +9,7 @@ from book_utils.models.dcgan import DCGANConfig, DCGANDiscriminator, DCGANGenera
 from book_utils.models.mlp_gan import MLPDiscriminator, MLPGANConfig, MLPGenerator
 from book_utils.models.pixelcnn import PixelCNN, PixelCNNConfig
 from book_utils.models.realnvp import RealNVP, RealNVPConfig
+from book_utils.models.sngan import SNGANConfig, SNGANDiscriminator, SNGANGenerator
 from book_utils.models.toy_mlp import ToyDiscriminator, ToyGenerator, ToyMLPConfig
 from book_utils.models.unet import DDPMUNet, FlowUNet, UNetConfig
 from book_utils.models.vae import VAE, VAEConfig
@@ -29,6 +30,8 @@ MODEL_CLASSES = {
         (FlowUNet, UNetConfig),
         (PixelCNN, PixelCNNConfig),
         (RealNVP, RealNVPConfig),
+        (SNGANGenerator, SNGANConfig),
+        (SNGANDiscriminator, SNGANConfig),
     ]
 }
 
