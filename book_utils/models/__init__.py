@@ -8,7 +8,7 @@ from book_utils.models.classifier import ClassifierConfig, MnistClassifier
 from book_utils.models.dcgan import DCGANConfig, DCGANDiscriminator, DCGANGenerator
 from book_utils.models.mlp_gan import MLPDiscriminator, MLPGANConfig, MLPGenerator
 from book_utils.models.toy_mlp import ToyDiscriminator, ToyGenerator, ToyMLPConfig
-from book_utils.models.unet import DDPMUNet, FlowUNet, UNetConfig
+from book_utils.models.unet import DDPMUNet, FlowUNet, GuidedFlowUNet, UNetConfig
 from book_utils.models.vae import VAE, VAEConfig
 
 # class name -> (model class, its config dataclass). A new model family adds its line here.
@@ -25,6 +25,7 @@ MODEL_CLASSES = {
         (ToyDiscriminator, ToyMLPConfig),
         (DDPMUNet, UNetConfig),
         (FlowUNet, UNetConfig),
+        (GuidedFlowUNet, UNetConfig),
     ]
 }
 
