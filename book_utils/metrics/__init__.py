@@ -19,6 +19,7 @@ from book_utils.metrics.core import (
     precision_recall,
     select_parzen_sigma,
 )
+from book_utils.metrics.conditional import conditional_scores
 from book_utils.metrics.features import check_images, extract, load_classifier
 from book_utils.metrics.memorisation import MemorisationReport, memorisation_check
 from book_utils.metrics.score import FidProbe, score_samples
@@ -28,6 +29,7 @@ __all__ = [
     "MemorisationReport",
     "check_images",
     "class_score",
+    "conditional_scores",
     "extract",
     "fid",
     "frechet_distance",
