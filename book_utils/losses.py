@@ -1,5 +1,5 @@
-"""The book's objectives as pure functions: the GAN losses of chapter 01 and the VAE bounds
-of chapter 04.
+"""The book's objectives as pure functions: the GAN losses of chapter 01, the VAE bounds
+of chapter 04, and the Wasserstein, hinge and penalty terms of chapter 07.
 
 GAN losses are functions of the discriminator's logits.
 
@@ -16,6 +16,7 @@ so a quantity to maximise appears with a minus sign.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -54,6 +55,74 @@ class GANTrainConfig:
     lr_d: float = 2e-4  # Adam learning rate of D
     betas: tuple[float, float] = (0.5, 0.999)  # Adam's (beta1, beta2); beta1 = 0.5 as in DCGAN
     seed: int = 0  # seeds the weights, the noise and the order of the minibatches
+
+
+# ------------------------------------------------------- Wasserstein, hinge, R1 (chapter 07)
+# A critic f (or a discriminator D) returns unbounded scores, one per example. These
+# losses use the scores as they are: no sigmoid, no log.
+
+
+def wasserstein_critic_loss(real_scores: torch.Tensor, fake_scores: torch.Tensor) -> torch.Tensor:
+    """The critic's loss: minus the Kantorovich-Rubinstein estimate of W1."""
+    # critic: max_f  E_x[f(x)] - E_z[f(G(z))]   (we minimise the negative)
+    return fake_scores.mean() - real_scores.mean()
+
+
+def wasserstein_generator_loss(fake_scores: torch.Tensor) -> torch.Tensor:
+    """G's loss against a critic (WGAN and WGAN-GP), and against a hinge D."""
+    # G: min_G  -E_z[f(G(z))]   (the term of W1's estimate that depends on G)
+    return -fake_scores.mean()
+
+
+def hinge_discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
+    """D's hinge loss: penalise real scores below +1 and fake scores above -1."""
+    # D: min_D  E_x[max(0, 1 - D(x))] + E_z[max(0, 1 + D(G(z)))]
+    return F.relu(1 - real_logits).mean() + F.relu(1 + fake_logits).mean()
+
+
+def _per_example_gradient(
+    critic: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor
+) -> torch.Tensor:
+    """d critic(x_i) / d x_i for each example, flattened: (B, ...) -> (B, numel / B).
+
+    ``create_graph=True`` keeps the graph of the gradient, so that a penalty on it can
+    be differentiated with respect to the critic's weights (a second derivative).
+    """
+    x = x.detach().requires_grad_(True)
+    (grad,) = torch.autograd.grad(critic(x).sum(), x, create_graph=True)
+    return grad.reshape(len(x), -1)
+
+
+def gradient_penalty(
+    critic: Callable[[torch.Tensor], torch.Tensor],
+    x_real: torch.Tensor,
+    x_fake: torch.Tensor,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """WGAN-GP's penalty E[(||grad f(x_hat)|| - 1)^2], x_hat on random points between pairs.
+
+    x_hat = eps x_real + (1 - eps) x_fake with one eps ~ U[0, 1] per pair (drawn on the
+    CPU with ``generator``). The caller multiplies it by lambda (10 in Gulrajani et al.).
+    """
+    if x_real.shape != x_fake.shape:
+        raise ValueError(f"x_real {tuple(x_real.shape)} and x_fake {tuple(x_fake.shape)} differ")
+    eps = torch.rand(len(x_real), generator=generator).to(x_real.device)  # (B,)
+    eps = eps.view(-1, *[1] * (x_real.dim() - 1))  # (B, 1, ..., 1)
+    x_hat = eps * x_real.detach() + (1 - eps) * x_fake.detach()  # (B, ...)
+    grad = _per_example_gradient(critic, x_hat)  # (B, D)
+    return (grad.norm(dim=1) - 1).pow(2).mean()
+
+
+def r1_penalty(
+    critic: Callable[[torch.Tensor], torch.Tensor], x_real: torch.Tensor
+) -> torch.Tensor:
+    """R1 of Mescheder et al. (2018): E_x[||grad D(x)||^2] on real data only.
+
+    The caller multiplies it by gamma / 2. It pushes D's gradient to zero on the data,
+    where an equilibrium with p_g = p_data must have it.
+    """
+    grad = _per_example_gradient(critic, x_real)  # (B, D)
+    return grad.pow(2).sum(dim=1).mean()
 
 
 # --------------------------------------------------------------------------- VAE (chapter 04)

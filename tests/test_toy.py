@@ -228,3 +228,14 @@ def test_log_prob_keeps_float64_for_precise_integration():
     ring = ring_of_gaussians()
     assert ring.log_prob(torch.zeros(3, 2, dtype=torch.float64)).dtype == torch.float64
     assert mix.log_prob(torch.tensor([0])).dtype == torch.float32  # integers become float32
+
+
+def test_1d_cdf_matches_torch_distributions_and_the_integral_of_the_pdf():
+    p = GaussianMixture1D(means=[-2.0, 1.5], stds=[0.5, 0.8], weights=[0.4, 0.6])
+    x = torch.linspace(-6, 6, 24_001, dtype=torch.float64)
+    reference = MixtureSameFamily(
+        Categorical(p.weights.double()), Normal(p.means.double(), p.stds.double())
+    ).cdf(x)
+    torch.testing.assert_close(p.cdf(x), reference)
+    integral = torch.cumulative_trapezoid(p.pdf(x), x)  # from -6, where F is about 0
+    assert (integral - p.cdf(x)[1:]).abs().max() < 1e-6

@@ -90,6 +90,12 @@ class GaussianMixture1D:
         """p(x), elementwise, same shape as x."""
         return self.log_prob(x).exp()
 
+    def cdf(self, x: torch.Tensor) -> torch.Tensor:
+        """F(x) = P(X <= x) = sum_k w_k Phi((x - mu_k) / sigma_k), elementwise."""
+        x = _as_float_tensor(x)
+        means, stds, weights = (t.to(x) for t in (self.means, self.stds, self.weights))
+        return (weights * torch.special.ndtr((x.unsqueeze(-1) - means) / stds)).sum(-1)
+
     def __repr__(self) -> str:
         return (
             f"GaussianMixture1D(means={self.means.tolist()}, stds={self.stds.tolist()}, "

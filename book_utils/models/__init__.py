@@ -7,6 +7,7 @@ back into the class and its config dataclass, so one loader rebuilds every model
 from book_utils.models.classifier import ClassifierConfig, MnistClassifier
 from book_utils.models.dcgan import DCGANConfig, DCGANDiscriminator, DCGANGenerator
 from book_utils.models.mlp_gan import MLPDiscriminator, MLPGANConfig, MLPGenerator
+from book_utils.models.sngan import SNGANConfig, SNGANDiscriminator, SNGANGenerator
 from book_utils.models.toy_mlp import ToyDiscriminator, ToyGenerator, ToyMLPConfig
 from book_utils.models.unet import DDPMUNet, FlowUNet, GuidedFlowUNet, UNetConfig
 from book_utils.models.vae import VAE, VAEConfig
@@ -25,6 +26,8 @@ MODEL_CLASSES = {
         (ToyDiscriminator, ToyMLPConfig),
         (DDPMUNet, UNetConfig),
         (FlowUNet, UNetConfig),
+        (SNGANGenerator, SNGANConfig),
+        (SNGANDiscriminator, SNGANConfig),
         (GuidedFlowUNet, UNetConfig),
     ]
 }
