@@ -47,6 +47,7 @@ def test_check_result_shows_its_message_and_is_false_when_failed():
         exercises.check_naive_fid,
         exercises.check_gaussian_kl_general,
         exercises.check_ddim_step,
+        exercises.check_drop_labels,
     ],
 )
 def test_a_stub_or_a_crash_is_reported_not_raised(check):
@@ -256,3 +257,23 @@ def test_check_ddim_step():
     )
     assert_not_yet(exercises.check_ddim_step(lambda x, e, a, b: x), "off by up to")
     assert_not_yet(exercises.check_ddim_step(lambda x, e, a, b: x[0]), "shape")
+
+
+def drop_labels(y, p, null):
+    drop = torch.rand(len(y)) < p
+    return torch.where(drop, null, y)
+
+
+def test_check_drop_labels():
+    assert exercises.check_drop_labels(drop_labels)
+    assert_not_yet(exercises.check_drop_labels(lambda y, p, null: y), "became null")
+    assert_not_yet(
+        exercises.check_drop_labels(lambda y, p, null: drop_labels(y, 0.5, null)), "became null"
+    )
+
+    def in_place(y, p, null):
+        y[torch.rand(len(y)) < p] = null
+        return y
+
+    assert_not_yet(exercises.check_drop_labels(in_place), "in place")
+    assert_not_yet(exercises.check_drop_labels(lambda y, p, null: y[:5]), "shaped")

@@ -6,6 +6,7 @@ feature space of the book's classifier; :func:`score_samples` runs them all at o
 again and again while it trains.
 """
 
+from book_utils.metrics.conditional import conditional_scores
 from book_utils.metrics.core import (
     class_score,
     fid,
@@ -19,7 +20,6 @@ from book_utils.metrics.core import (
     precision_recall,
     select_parzen_sigma,
 )
-from book_utils.metrics.conditional import conditional_scores
 from book_utils.metrics.features import check_images, extract, load_classifier
 from book_utils.metrics.memorisation import MemorisationReport, memorisation_check
 from book_utils.metrics.score import FidProbe, score_samples
