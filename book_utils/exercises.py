@@ -40,6 +40,7 @@ __all__ = [
     "check_parzen_log_density",
     "check_ddim_step",
     "check_drop_labels",
+    "check_project_block_means",
 ]
 
 
@@ -373,5 +374,37 @@ def check_drop_labels(drop_labels: DropLabelsFn) -> CheckResult:
         if torch.equal(first, _call(drop_labels, y, 0.5, 10)):
             raise _NotYet("two different seeds dropped the same labels: draw them at random")
         return "drop_labels replaces a share p of the labels by the null label, at random"
+
+
+# --------------------------------------------------------------------------- chapter 09
+def check_project_block_means(
+    project_block_means: Callable[[torch.Tensor, torch.Tensor, int], torch.Tensor],
+) -> CheckResult:
+    """Chapter 09: ``project_block_means(x, y_low, factor)``, the image nearest to x whose
+    factor x factor block means are y_low: checked by its two defining properties."""
+
+    def check() -> str:
+        rng = torch.Generator().manual_seed(0)
+        for factor in (2, 4, 7):
+            x = torch.randn(3, 1, 28, 28, generator=rng).double()
+            y_low = torch.randn(3, 1, 28 // factor, 28 // factor, generator=rng).double()
+            got = _as_tensor(
+                _call(project_block_means, x, y_low, factor), "project_block_means(...)", x.shape
+            )
+            means = torch.nn.functional.avg_pool2d(got, factor)
+            if not torch.allclose(means, y_low, atol=1e-5):
+                raise _NotYet(
+                    f"with factor {factor} the block means of the result are off by up to "
+                    f"{(means - y_low).abs().max().item():.3g}; they must equal y_low"
+                )
+            change = got - x  # nearest: the change is constant within each block
+            blocks = torch.nn.functional.avg_pool2d(change, factor)
+            spread = change - torch.nn.functional.interpolate(blocks, scale_factor=factor)
+            if spread.abs().max() > 1e-5:
+                raise _NotYet(
+                    f"with factor {factor} the result has the right block means but is not "
+                    "the nearest such image: move every pixel of a block by the same amount"
+                )
+        return "project_block_means meets the block means and moves each block uniformly"
 
     return _run(check)

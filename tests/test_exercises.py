@@ -11,6 +11,7 @@ import pytest
 import scipy.linalg
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from book_utils import exercises
 from book_utils.losses import discriminator_loss
@@ -48,6 +49,7 @@ def test_check_result_shows_its_message_and_is_false_when_failed():
         exercises.check_gaussian_kl_general,
         exercises.check_ddim_step,
         exercises.check_drop_labels,
+        exercises.check_project_block_means,
     ],
 )
 def test_a_stub_or_a_crash_is_reported_not_raised(check):
@@ -277,3 +279,28 @@ def test_check_drop_labels():
 
     assert_not_yet(exercises.check_drop_labels(in_place), "in place")
     assert_not_yet(exercises.check_drop_labels(lambda y, p, null: y[:5]), "shaped")
+
+
+# --------------------------------------------------------------------------- chapter 09
+def project_block_means(x, y_low, factor):
+    change = y_low - F.avg_pool2d(x, factor)
+    return x + F.interpolate(change, scale_factor=factor, mode="nearest")
+
+
+def test_check_project_block_means():
+    assert exercises.check_project_block_means(project_block_means)
+    assert_not_yet(  # right means, but not the nearest such image: a bilinear spread
+        exercises.check_project_block_means(
+            lambda x, y, f: (
+                x + F.interpolate(y - F.avg_pool2d(x, f), scale_factor=f, mode="bilinear")
+            )
+        ),
+        "block means",
+    )
+    assert_not_yet(  # the block means alone, upsampled: right means, far from x
+        exercises.check_project_block_means(
+            lambda x, y, f: F.interpolate(y, scale_factor=f, mode="nearest")
+        ),
+        "not the nearest",
+    )
+    assert_not_yet(exercises.check_project_block_means(lambda x, y, f: y), "shape")
