@@ -375,6 +375,8 @@ def check_drop_labels(drop_labels: DropLabelsFn) -> CheckResult:
             raise _NotYet("two different seeds dropped the same labels: draw them at random")
         return "drop_labels replaces a share p of the labels by the null label, at random"
 
+    return _run(check)
+
 
 # --------------------------------------------------------------------------- chapter 09
 def check_project_block_means(

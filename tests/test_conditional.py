@@ -5,7 +5,6 @@ import pytest
 import torch
 
 from book_utils.checkpoint import CHECKPOINT_DIR, from_pretrained
-from book_utils.data import from_signed_unit
 from book_utils.diffusion import guided_velocity
 from book_utils.metrics import conditional_scores, extract, fid, load_classifier
 from book_utils.models.unet import FlowUNet, GuidedFlowUNet, UNetConfig
@@ -139,7 +138,3 @@ def test_cli_label(tmp_path):
             main([*args, "--out", str(tmp_path / "x.npy")])
         assert exit_info.value.code == 2
     assert not (tmp_path / "x.npy").exists()
-
-
-def test_signed_samples_to_uint8():  # the chapter scores [-1, 1] samples as uint8
-    assert from_signed_unit(torch.tensor([-1.0, 1.0])).tolist() == [0, 255]
