@@ -39,8 +39,10 @@ __all__ = [
     "check_naive_fid",
     "check_parzen_log_density",
     "check_ddim_step",
+    "check_gradient_penalty",
     "check_drop_labels",
     "check_project_block_means",
+    "check_raster_mask",
 ]
 
 
@@ -344,6 +346,72 @@ def check_ddim_step(ddim_step: DDIMStepFn) -> CheckResult:
     return _run(check)
 
 
+# --------------------------------------------------------------------------- chapter 07
+GradientPenaltyFn = Callable[
+    [Callable[[torch.Tensor], torch.Tensor], torch.Tensor, torch.Tensor, torch.Tensor],
+    torch.Tensor,
+]
+
+
+def _reference_gradient_penalty(critic, x_real, x_fake, eps) -> torch.Tensor:
+    eps = eps.view(-1, *[1] * (x_real.dim() - 1))
+    x_hat = (eps * x_real + (1 - eps) * x_fake).requires_grad_(True)
+    (grad,) = torch.autograd.grad(critic(x_hat).sum(), x_hat, create_graph=True)
+    return (grad.reshape(len(x_hat), -1).norm(dim=1) - 1).pow(2).mean()
+
+
+def check_gradient_penalty(gradient_penalty_given_eps: GradientPenaltyFn) -> CheckResult:
+    """Chapter 07: ``gradient_penalty_given_eps(critic, x_real, x_fake, eps)``, WGAN-GP's
+    penalty at the given interpolation weights, on a linear critic with a known answer, on
+    a small network with images, and differentiable in the critic's weights."""
+
+    def check() -> str:
+        w = torch.tensor([3.0, 4.0])  # f(x) = <w, x>: |grad f| = 5 everywhere
+
+        def linear(x: torch.Tensor) -> torch.Tensor:
+            return x @ w
+
+        rng = torch.Generator().manual_seed(0)
+        x_real, x_fake = torch.randn(6, 2, generator=rng), torch.randn(6, 2, generator=rng)
+        eps = torch.rand(6, generator=rng)
+        got = _as_float(_call(gradient_penalty_given_eps, linear, x_real, x_fake, eps), "it")
+        if abs(got - 16.0) > 1e-4:
+            raise _NotYet(
+                f"for f(x) = 3 x_1 + 4 x_2, whose gradient has norm 5 everywhere, the penalty "
+                f"is (5 - 1)^2 = 16; got {got:.4g}"
+            )
+        torch.manual_seed(0)
+        net = nn.Sequential(nn.Flatten(), nn.Linear(16, 8), nn.Tanh(), nn.Linear(8, 1))
+
+        def critic(x: torch.Tensor) -> torch.Tensor:
+            return net(x).squeeze(1)
+
+        images = torch.randn(5, 1, 4, 4, generator=rng), torch.randn(5, 1, 4, 4, generator=rng)
+        eps = torch.rand(5, generator=rng)
+        expected = _reference_gradient_penalty(critic, *images, eps)
+        penalty = _call(gradient_penalty_given_eps, critic, *images, eps)
+        got = _as_float(penalty, "it")
+        if abs(got - expected.item()) > 1e-5 * max(1.0, abs(expected.item())):
+            raise _NotYet(
+                f"on images (5, 1, 4, 4) and a small network the penalty should be "
+                f"{expected.item():.6f}, got {got:.6f}: take one gradient norm per image, "
+                "over all of its pixels, with x_hat = eps x_real + (1 - eps) x_fake"
+            )
+        if not isinstance(penalty, torch.Tensor) or not penalty.requires_grad:
+            raise _NotYet(
+                "the penalty must stay differentiable in the critic's weights: compute the "
+                "gradient with create_graph=True and return a tensor"
+            )
+        net.zero_grad()
+        penalty.backward()
+        weight_grad = net[1].weight.grad
+        net.zero_grad()
+        expected.backward()
+        if weight_grad is None or not torch.allclose(weight_grad, net[1].weight.grad, atol=1e-5):
+            raise _NotYet("the penalty's gradient with respect to the critic's weights is wrong")
+        return "the penalty is right on a linear critic and on images, and trains the critic"
+
+
 # --------------------------------------------------------------------------- chapter 08
 DropLabelsFn = Callable[[torch.Tensor, float, int], torch.Tensor]
 
@@ -410,3 +478,58 @@ def check_project_block_means(
         return "project_block_means meets the block means and moves each block uniformly"
 
     return _run(check)
+
+
+# --------------------------------------------------------------------------- chapter 10
+def _reference_raster_mask(k: int, include_centre: bool) -> torch.Tensor:
+    mask = torch.zeros(k, k)
+    mask[: k // 2] = 1
+    mask[k // 2, : k // 2 + int(include_centre)] = 1
+    return mask
+
+
+def check_raster_mask(raster_mask: Callable[[int, bool], torch.Tensor]) -> CheckResult:
+    """Chapter 10: ``raster_mask(k, include_centre)``, the k x k mask of a causal masked
+    convolution (mask "A" without the centre, "B" with it), against the reference, and a
+    stack of 8 masked convolutions built from it checked for causality with autograd."""
+
+    def check() -> str:
+        for k in (3, 5, 7):
+            for centre in (False, True):
+                got = _as_tensor(
+                    _call(raster_mask, k, centre), f"raster_mask({k}, {centre})", (k, k)
+                )
+                expected = _reference_raster_mask(k, centre).double()
+                if not torch.equal(got, expected):
+                    wrong = (got != expected).nonzero().tolist()
+                    raise _NotYet(
+                        f"raster_mask({k}, {centre}) differs from the causal mask at "
+                        f"(row, column) {wrong[:4]}; keep the rows above the centre and "
+                        "the pixels left of it" + (", and the centre" if centre else "")
+                    )
+        torch.manual_seed(0)
+        layers: list[nn.Module] = []
+        for i in range(8):
+            mask = _as_tensor(_call(raster_mask, 3, i > 0), "raster_mask", (3, 3)).float()
+            conv = nn.Conv2d(1 if i == 0 else 4, 4, 3, padding=1)
+            layers.append(_Masked(conv, mask))
+        x = torch.rand(1, 1, 12, 12, requires_grad=True)
+        (grad,) = torch.autograd.grad(nn.Sequential(*layers)(x)[0, :, 6, 6].sum(), x)
+        after = grad[0, 0].flatten()[6 * 12 + 6 :]
+        if after.abs().sum() > 0:
+            raise _NotYet("a stack of convolutions with this mask sees the pixel it predicts")
+        return "the masks match, and a stack of 8 masked layers is causal"
+
+    return _run(check)
+
+
+class _Masked(nn.Module):
+    """A convolution whose kernel is multiplied by a mask (for check_raster_mask)."""
+
+    def __init__(self, conv: nn.Conv2d, mask: torch.Tensor) -> None:
+        super().__init__()
+        self.conv, self.mask = conv, mask
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        weight = self.conv.weight * self.mask
+        return torch.relu(nn.functional.conv2d(x, weight, self.conv.bias, padding=1))

@@ -37,6 +37,7 @@ BOOK_MODELS = {
     "mlp_gan": "MLP GAN (chapter 02)",
     "dcgan": "DCGAN (chapter 03)",
     "vae": "VAE (chapter 04)",
+    "sngan": "SN-GAN (chapter 07)",
 }
 
 

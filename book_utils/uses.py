@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import Any
 
 import torch
 from IPython.display import Markdown
 from torch import nn
 from torch.nn import functional as F
 
+from book_utils.checkpoint import Record, plain
 from book_utils.diffusion import NoiseSchedule
+from book_utils.metrics.train_classifier import random_shift
 
 SIDE = 28  # MNIST images are 28 x 28
 
@@ -224,6 +227,15 @@ def attribute_direction(
 
 
 # --------------------------------------------------------------------------- detection
+def shifted(
+    x: torch.Tensor, max_shift: int = 1, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """Each image (pixels in [0, 1]) moved by a random whole number of pixels in
+    [-max_shift, max_shift] along each axis, the background (0) filling in."""
+    _check_images(x)
+    return (random_shift(2 * x - 1, max_shift, generator) + 1) / 2
+
+
 class Detector(nn.Module):
     """A small convolutional network that tells real digits from generated ones: one
     logit per image, > 0 for "generated". Pixels in [0, 1]."""
@@ -243,6 +255,20 @@ class Detector(nn.Module):
 
 
 # --------------------------------------------------------------------------- tables
+def settings_differences(record: Record, settings: dict[str, Any]) -> dict[str, tuple]:
+    """The settings a model was trained with (its record's hyperparameters) that differ from
+    ``settings`` (config dataclasses by group, as the record groups them, e.g. {"model":
+    UNetConfig(), "train": ...}): {"group.key": (trained with, settings say)}. A setting the
+    record lacks counts as different."""
+    differences = {}
+    for group, values in plain(settings).items():
+        trained = record.hyperparameters.get(group, {})
+        for key, value in values.items():
+            if trained.get(key, "not recorded") != value:
+                differences[f"{group}.{key}"] = (trained.get(key, "not recorded"), value)
+    return differences
+
+
 def markdown_table(rows: dict[str, dict], columns: dict[str, str]) -> Markdown:
     """A Markdown table: one row per entry of ``rows`` (a dict of values by column), one
     column per entry of ``columns`` (its format, e.g. ".1f"; "" for text). Missing: —."""

@@ -48,8 +48,10 @@ def test_check_result_shows_its_message_and_is_false_when_failed():
         exercises.check_naive_fid,
         exercises.check_gaussian_kl_general,
         exercises.check_ddim_step,
+        exercises.check_gradient_penalty,
         exercises.check_drop_labels,
         exercises.check_project_block_means,
+        exercises.check_raster_mask,
     ],
 )
 def test_a_stub_or_a_crash_is_reported_not_raised(check):
@@ -261,6 +263,45 @@ def test_check_ddim_step():
     assert_not_yet(exercises.check_ddim_step(lambda x, e, a, b: x[0]), "shape")
 
 
+# --------------------------------------------------------------------------- chapter 07
+def test_check_gradient_penalty():
+    def right(critic, x_real, x_fake, eps):
+        eps = eps.view(-1, *[1] * (x_real.dim() - 1))
+        x_hat = (eps * x_real + (1 - eps) * x_fake).requires_grad_(True)
+        (grad,) = torch.autograd.grad(critic(x_hat).sum(), x_hat, create_graph=True)
+        return (grad.flatten(1).norm(dim=1) - 1).pow(2).mean()
+
+    assert exercises.check_gradient_penalty(right)
+
+    def no_graph(critic, x_real, x_fake, eps):
+        eps = eps.view(-1, *[1] * (x_real.dim() - 1))
+        x_hat = (eps * x_real + (1 - eps) * x_fake).requires_grad_(True)
+        (grad,) = torch.autograd.grad(critic(x_hat).sum(), x_hat)
+        return (grad.flatten(1).norm(dim=1) - 1).pow(2).mean()
+
+    assert_not_yet(exercises.check_gradient_penalty(no_graph), "create_graph")
+
+    def squared_norm(critic, x_real, x_fake, eps):  # forgets the - 1
+        eps = eps.view(-1, *[1] * (x_real.dim() - 1))
+        x_hat = (eps * x_real + (1 - eps) * x_fake).requires_grad_(True)
+        (grad,) = torch.autograd.grad(critic(x_hat).sum(), x_hat, create_graph=True)
+        return grad.flatten(1).norm(dim=1).pow(2).mean()
+
+    assert_not_yet(exercises.check_gradient_penalty(squared_norm), "16")
+
+    def per_pixel(critic, x_real, x_fake, eps):  # a norm per pixel, not per image
+        eps = eps.view(-1, *[1] * (x_real.dim() - 1))
+        x_hat = (eps * x_real + (1 - eps) * x_fake).requires_grad_(True)
+        (grad,) = torch.autograd.grad(critic(x_hat).sum(), x_hat, create_graph=True)
+        return (
+            (grad.abs() - 1).pow(2).mean()
+            if x_real.dim() > 2
+            else right(critic, x_real, x_fake, eps.flatten())
+        )
+
+    assert_not_yet(exercises.check_gradient_penalty(per_pixel), "one gradient norm per image")
+
+
 def drop_labels(y, p, null):
     drop = torch.rand(len(y)) < p
     return torch.where(drop, null, y)
@@ -304,3 +345,17 @@ def test_check_project_block_means():
         "not the nearest",
     )
     assert_not_yet(exercises.check_project_block_means(lambda x, y, f: y), "shape")
+
+
+def raster_mask(k, include_centre):
+    mask = torch.zeros(k, k)
+    mask[: k // 2] = 1
+    mask[k // 2, : k // 2 + int(include_centre)] = 1
+    return mask
+
+
+def test_check_raster_mask():
+    assert exercises.check_raster_mask(raster_mask)
+    assert_not_yet(exercises.check_raster_mask(lambda k, c: raster_mask(k, not c)), "differs")
+    assert_not_yet(exercises.check_raster_mask(lambda k, c: torch.ones(k, k)), "differs")
+    assert_not_yet(exercises.check_raster_mask(lambda k, c: raster_mask(k, c)[0]), "shape")

@@ -1,13 +1,18 @@
 """Chapter 09: masks, the projections, the restoring loop, the VAE's inpainting, the
-baselines, the attribute measurements and directions, the detector and the table."""
+baselines, the attribute measurements and directions, the detector, the stand-in rule and
+the table."""
+
+import re
+from pathlib import Path
 
 import pytest
 import torch
 from torch import nn
 
-from book_utils.checkpoint import from_pretrained
+from book_utils.checkpoint import Record, from_pretrained, plain
 from book_utils.data import load_mnist, signed_to_unit, to_unit, unit_to_signed
-from book_utils.diffusion import NoiseSchedule
+from book_utils.diffusion import DiffusionTrainConfig, NoiseSchedule, SamplerEvalConfig
+from book_utils.models.unet import UNetConfig
 from book_utils.uses import (
     Detector,
     attribute_direction,
@@ -21,6 +26,8 @@ from book_utils.uses import (
     paste,
     project_low_resolution,
     restore,
+    settings_differences,
+    shifted,
     slant,
     square_mask,
     vae_inpaint,
@@ -204,3 +211,62 @@ def test_markdown_table_formats_and_marks_missing_values():
     lines = table.data.splitlines()
     assert lines[0] == "| | x | y |"
     assert lines[2] == "| a | 1.2 | text |" and lines[3] == "| b | — | — |"
+
+
+def test_shifted_moves_whole_images_by_at_most_the_shift():
+    x = torch.zeros(64, 1, 28, 28)
+    x[:, 0, 10:18, 12:16] = 1  # a bar away from the border
+    out = shifted(x, 1, torch.Generator().manual_seed(0))
+    assert out.shape == x.shape and torch.equal(out.sum((1, 2, 3)), x.sum((1, 2, 3)))
+    assert not torch.equal(out, x)  # some images moved...
+    rows, cols = out[:, 0].nonzero(as_tuple=True)[1:]
+    assert rows.min() >= 9 and rows.max() <= 18 and cols.min() >= 11 and cols.max() <= 16
+    assert torch.equal(out, shifted(x, 1, torch.Generator().manual_seed(0)))
+    with pytest.raises(ValueError, match="shaped"):
+        shifted(torch.zeros(28, 28))
+
+
+DIFFUSION_RUN = {
+    "model": UNetConfig(),
+    "train": DiffusionTrainConfig(),
+    "eval": SamplerEvalConfig(),
+}
+
+
+def test_settings_differences_marks_the_stand_ins_only():
+    book_run = Record(hyperparameters=plain(DIFFUSION_RUN))
+    assert settings_differences(book_run, DIFFUSION_RUN) == {}
+    smaller = plain(DIFFUSION_RUN)
+    smaller["model"]["channels"] = 16
+    assert settings_differences(Record(hyperparameters=smaller), DIFFUSION_RUN) == {
+        "model.channels": (16, 64)
+    }
+    assert "train.lr" in settings_differences(Record(), DIFFUSION_RUN)  # nothing recorded
+    # the committed diffusion models are, at the time of writing, stand-ins
+    for name in ["ddpm", "flow"]:
+        differences = settings_differences(from_pretrained(name).record, DIFFUSION_RUN)
+        assert differences["model.channels"] == (16, 64)
+
+
+def test_chapter_06_trains_with_its_configs_defaults_in_full_mode():
+    """Chapter 09 calls a diffusion model a stand-in when it was trained with other than
+    the defaults of chapter 06's configs: those must be the settings of chapter 06's cell."""
+    text = (Path(__file__).parents[1] / "chapters" / "06_diffusion.md").read_text()
+    cell = re.search(r"```\{code-cell\} ipython3\n(config = UNetConfig\(.*?)```", text, re.S)
+    assert cell, "chapter 06's hyperparameter cell not found"
+    namespace = {
+        "UNetConfig": UNetConfig,
+        "DiffusionTrainConfig": DiffusionTrainConfig,
+        "SamplerEvalConfig": SamplerEvalConfig,
+        "budget": lambda full, smoke: full,
+        "override": lambda *configs: configs,
+        "retrain_requested": lambda: False,
+        "print": lambda *args, **kwargs: None,
+    }
+    exec(cell.group(1), namespace)
+    cell_settings = {
+        "model": namespace["config"],
+        "train": namespace["train_config"],
+        "eval": namespace["eval_config"],
+    }
+    assert plain(cell_settings) == plain(DIFFUSION_RUN)

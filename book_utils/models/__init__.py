@@ -7,6 +7,8 @@ back into the class and its config dataclass, so one loader rebuilds every model
 from book_utils.models.classifier import ClassifierConfig, MnistClassifier
 from book_utils.models.dcgan import DCGANConfig, DCGANDiscriminator, DCGANGenerator
 from book_utils.models.mlp_gan import MLPDiscriminator, MLPGANConfig, MLPGenerator
+from book_utils.models.pixelcnn import PixelCNN, PixelCNNConfig
+from book_utils.models.realnvp import RealNVP, RealNVPConfig
 from book_utils.models.sngan import SNGANConfig, SNGANDiscriminator, SNGANGenerator
 from book_utils.models.toy_mlp import ToyDiscriminator, ToyGenerator, ToyMLPConfig
 from book_utils.models.unet import DDPMUNet, FlowUNet, GuidedFlowUNet, UNetConfig
@@ -26,6 +28,8 @@ MODEL_CLASSES = {
         (ToyDiscriminator, ToyMLPConfig),
         (DDPMUNet, UNetConfig),
         (FlowUNet, UNetConfig),
+        (PixelCNN, PixelCNNConfig),
+        (RealNVP, RealNVPConfig),
         (SNGANGenerator, SNGANConfig),
         (SNGANDiscriminator, SNGANConfig),
         (GuidedFlowUNet, UNetConfig),

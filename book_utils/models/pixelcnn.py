@@ -1,0 +1,148 @@
+"""A gated PixelCNN for binarised MNIST (chapter 10), after van den Oord et al. (2016),
+"Conditional Image Generation with PixelCNN Decoders".
+
+An autoregressive model writes the probability of an image as a product of conditionals,
+one per pixel in raster order (row by row, left to right):
+
+    p(x) = prod_i p(x_i | x_1, ..., x_{i-1}),   here p(x_i | ...) = Bernoulli(sigmoid(l_i)).
+
+One network call gives all 784 logits l_i at once, provided that the logit of pixel i
+sees only the pixels before it. Masked convolutions enforce that. A plain stack of
+masked 3x3 convolutions has a **blind spot**: the pixels above and to the right of i
+drift out of its receptive field. The gated PixelCNN removes it with two stacks:
+
+* the **vertical stack** sees every pixel in the rows above (a k x k kernel whose rows
+  at and below the centre are masked in the first layer);
+* the **horizontal stack** sees the pixels to the left in the current row (a 1 x k
+  kernel masked at and after the centre in the first layer), plus the vertical stack's
+  features of the same position, which come only from the rows above.
+
+After the first layer both stacks may include their centre: the features there already
+depend only on earlier pixels. Each layer is gated, tanh(a) * sigmoid(b), and the
+horizontal stack is residual. Images go in as (B, 1, 28, 28) with pixels in {0, 1}.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from book_utils.models.layers import eval_mode
+
+IMAGE_SHAPE = (1, 28, 28)
+
+
+@dataclass(frozen=True)
+class PixelCNNConfig:
+    channels: int = 64  # feature maps of each stack
+    num_layers: int = 8  # gated layers after the first
+    kernel_size: int = 5  # k of the k x k vertical and 1 x k horizontal kernels (odd)
+
+
+class MaskedConv2d(nn.Conv2d):
+    """A convolution whose kernel is multiplied by a fixed 0/1 mask before every use."""
+
+    def __init__(self, in_channels: int, out_channels: int, mask: torch.Tensor) -> None:
+        kh, kw = mask.shape
+        super().__init__(in_channels, out_channels, (kh, kw), padding=(kh // 2, kw // 2))
+        self.register_buffer("mask", mask[None, None].clone(), persistent=False)  # (1, 1, kh, kw)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(x, self.weight * self.mask, self.bias, padding=self.padding)
+
+
+def vertical_mask(k: int, include_centre_row: bool) -> torch.Tensor:
+    """k x k: the rows above the centre (and the centre row if ``include_centre_row``)."""
+    mask = torch.zeros(k, k)
+    mask[: k // 2 + int(include_centre_row)] = 1
+    return mask
+
+
+def horizontal_mask(k: int, include_centre: bool) -> torch.Tensor:
+    """1 x k: the pixels left of the centre (and the centre if ``include_centre``)."""
+    mask = torch.zeros(1, k)
+    mask[0, : k // 2 + int(include_centre)] = 1
+    return mask
+
+
+class GatedLayer(nn.Module):
+    """One layer of both stacks: v' = gate(V * v), h' = h + 1x1(gate(H * h + 1x1(V * v)))."""
+
+    def __init__(self, in_channels: int, channels: int, k: int, first: bool) -> None:
+        super().__init__()
+        self.first = first  # the first layer masks the centre and has no residual
+        self.vertical = MaskedConv2d(in_channels, 2 * channels, vertical_mask(k, not first))
+        self.horizontal = MaskedConv2d(in_channels, 2 * channels, horizontal_mask(k, not first))
+        self.v_to_h = nn.Conv2d(2 * channels, 2 * channels, 1)
+        self.h_out = nn.Conv2d(channels, channels, 1)
+
+    @staticmethod
+    def gate(a: torch.Tensor) -> torch.Tensor:
+        value, gate = a.chunk(2, dim=1)  # (B, 2C, H, W) -> two (B, C, H, W)
+        return torch.tanh(value) * torch.sigmoid(gate)
+
+    def forward(self, v: torch.Tensor, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        v_features = self.vertical(v)  # (B, 2C, 28, 28): rows above only
+        h_features = self.horizontal(h) + self.v_to_h(v_features)  # (B, 2C, 28, 28)
+        h_new = self.h_out(self.gate(h_features))  # (B, C, 28, 28)
+        return self.gate(v_features), h_new if self.first else h + h_new
+
+
+class PixelCNN(nn.Module):
+    """p(x) = prod_i Bernoulli(x_i; sigmoid(l_i(x_<i))) for 28 x 28 binary images."""
+
+    pixel_range = (0.0, 1.0)  # what sample() returns: binary pixels
+
+    def __init__(self, config: PixelCNNConfig = PixelCNNConfig()) -> None:
+        super().__init__()
+        if config.kernel_size % 2 != 1 or config.kernel_size < 3:
+            raise ValueError(f"kernel_size must be odd and at least 3, got {config.kernel_size}")
+        if config.channels < 1 or config.num_layers < 0:
+            raise ValueError(f"channels >= 1 and num_layers >= 0 needed, got {config}")
+        self.config = config
+        c, k = config.channels, config.kernel_size
+        layers = [GatedLayer(1, c, k, first=True)]
+        layers += [GatedLayer(c, c, k, first=False) for _ in range(config.num_layers)]
+        self.layers = nn.ModuleList(layers)
+        self.head = nn.Sequential(nn.ReLU(), nn.Conv2d(c, c, 1), nn.ReLU(), nn.Conv2d(c, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits l_i of p(x_i = 1 | x_<i) for every pixel: (B, 1, 28, 28) -> same shape."""
+        if x.dim() != 4 or tuple(x.shape[1:]) != IMAGE_SHAPE:
+            raise ValueError(f"PixelCNN expects images (B, 1, 28, 28), got {tuple(x.shape)}")
+        v = h = 2 * x - 1  # {0, 1} -> {-1, 1}
+        for layer in self.layers:
+            v, h = layer(v, h)  # (B, C, 28, 28) each
+        return self.head(h)  # (B, 1, 28, 28)
+
+    def log_prob(self, x: torch.Tensor) -> torch.Tensor:
+        """log p(x) in nats, one per image: (B, 1, 28, 28) in {0, 1} -> (B,)."""
+        logits = self(x)
+        bce = F.binary_cross_entropy_with_logits(logits, x, reduction="none")
+        return -bce.flatten(1).sum(1)
+
+    @eval_mode
+    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """n binary images, pixel by pixel in raster order: 784 network calls.
+
+        Each pixel is drawn on the CPU with ``generator`` (the same seed gives the same
+        images on every device), from the logits of one call on the image so far."""
+        if n < 1:
+            raise ValueError(f"n must be at least 1, got {n}")
+        device = next(self.parameters()).device
+        x = torch.zeros(n, *IMAGE_SHAPE, device=device)  # (n, 1, 28, 28)
+        uniform = torch.rand(n, math.prod(IMAGE_SHAPE), generator=generator)  # (n, 784)
+        for i in range(28 * 28):
+            row, col = divmod(i, 28)
+            p = torch.sigmoid(self(x)[:, 0, row, col]).float().cpu()  # (n,)
+            x[:, 0, row, col] = (uniform[:, i] < p).float().to(device)
+        return x
+
+
+def bits_per_pixel(nll_nats: float) -> float:
+    """An NLL in nats per binary image as bits per pixel: nats / (784 ln 2)."""
+    return nll_nats / (math.prod(IMAGE_SHAPE) * math.log(2))

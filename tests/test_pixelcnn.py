@@ -1,0 +1,107 @@
+"""Chapter 10's gated PixelCNN: causal masks, shapes, units, sampling and its checkpoint."""
+
+import math
+
+import pytest
+import torch
+
+from book_utils.checkpoint import CHECKPOINT_DIR, from_pretrained
+from book_utils.data import binarize, load_mnist, to_unit
+from book_utils.models.pixelcnn import (
+    PixelCNN,
+    PixelCNNConfig,
+    bits_per_pixel,
+    horizontal_mask,
+    vertical_mask,
+)
+
+SMALL = PixelCNNConfig(channels=8, num_layers=3, kernel_size=3)
+
+
+@pytest.fixture
+def model() -> PixelCNN:
+    torch.manual_seed(0)
+    net = PixelCNN(SMALL)
+    with torch.no_grad():  # a random, not a freshly initialised, head
+        for p in net.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+    return net
+
+
+def test_masks():
+    assert vertical_mask(3, False).tolist() == [[1, 1, 1], [0, 0, 0], [0, 0, 0]]
+    assert vertical_mask(3, True).tolist() == [[1, 1, 1], [1, 1, 1], [0, 0, 0]]
+    assert horizontal_mask(5, False).tolist() == [[1, 1, 0, 0, 0]]
+    assert horizontal_mask(5, True).tolist() == [[1, 1, 1, 0, 0]]
+
+
+@pytest.mark.parametrize("pixel", [0, 1, 27, 28, 29, 14 * 28 + 14, 783])
+def test_changing_a_pixel_changes_no_output_at_or_before_it(model, pixel):
+    x = binarize(torch.full((1, 1, 28, 28), 0.5), generator=torch.Generator().manual_seed(1))
+    flipped = x.clone()
+    flipped.view(-1)[pixel] = 1 - flipped.view(-1)[pixel]
+    with torch.no_grad():
+        change = (model(flipped) - model(x)).abs().view(-1)
+    assert change[: pixel + 1].max() == 0  # outputs at and before the pixel: untouched
+    if pixel < 783:
+        assert change[pixel + 1 :].max() > 0  # the next pixels do see it
+
+
+def test_no_blind_spot_within_the_receptive_field(model):
+    x = torch.rand(1, 1, 28, 28, requires_grad=True)
+    (grad,) = torch.autograd.grad(model(x)[0, 0, 14, 14], x)
+    seen = grad[0, 0] != 0
+    # 4 gated layers of 3 x 3: every pixel of the 4 rows above within 4 columns, and
+    # the 4 pixels to the left in the row
+    assert seen[10:14, 10:19].all() and seen[14, 10:14].all()
+    assert not seen.view(-1)[14 * 28 + 14 :].any()
+
+
+def test_shapes_units_and_errors(model):
+    x = torch.zeros(3, 1, 28, 28)
+    assert model(x).shape == (3, 1, 28, 28) and model.log_prob(x).shape == (3,)
+    with torch.no_grad():
+        for p in model.head[-1].parameters():
+            p.zero_()  # every logit 0: a fair coin per pixel
+    assert torch.allclose(model.log_prob(x), torch.full((3,), -784 * math.log(2)))
+    assert bits_per_pixel(784 * math.log(2)) == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="expects images"):
+        model(torch.zeros(3, 28, 28))
+    with pytest.raises(ValueError, match="kernel_size"):
+        PixelCNN(PixelCNNConfig(kernel_size=4))
+    with pytest.raises(ValueError, match="at least 1"):
+        model.sample(0)
+
+
+def test_same_seed_same_samples(model):
+    a = model.sample(2, torch.Generator().manual_seed(3))
+    b = model.sample(2, torch.Generator().manual_seed(3))
+    assert torch.equal(a, b) and set(a.unique().tolist()) <= {0.0, 1.0}
+    assert a.shape == (2, 1, 28, 28)
+
+
+def test_one_training_step_changes_the_parameters(model):
+    x = binarize(torch.full((4, 1, 28, 28), 0.3), generator=torch.Generator().manual_seed(0))
+    before = [p.detach().clone() for p in model.parameters()]
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    loss = -model.log_prob(x).mean()
+    loss.backward()
+    opt.step()
+    assert torch.isfinite(loss)
+    assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
+
+
+@pytest.mark.skipif(not (CHECKPOINT_DIR / "pixelcnn").is_dir(), reason="no checkpoint")
+def test_checkpoint_scores_its_recorded_test_nll():
+    pixelcnn = from_pretrained("pixelcnn", model_class=PixelCNN)
+    x = binarize(to_unit(load_mnist().x_test), generator=torch.Generator().manual_seed(2015))
+    idx = torch.randperm(len(x), generator=torch.Generator().manual_seed(0))[:300]
+    with torch.no_grad():
+        nll = -pixelcnn.log_prob(x[idx])
+    se = nll.std().item() / math.sqrt(len(nll))
+    figures = pixelcnn.record.figures
+    assert figures["test_nll_images"] == 10_000
+    assert abs(nll.mean().item() - figures["test_nll"]) < 4 * se + 0.5
+    assert figures["test_nll"] < 543.4  # better than a fair coin per pixel
+    folder = CHECKPOINT_DIR / "pixelcnn"
+    assert sum(f.stat().st_size for f in folder.iterdir()) < 5_000_000
