@@ -411,6 +411,8 @@ def check_gradient_penalty(gradient_penalty_given_eps: GradientPenaltyFn) -> Che
             raise _NotYet("the penalty's gradient with respect to the critic's weights is wrong")
         return "the penalty is right on a linear critic and on images, and trains the critic"
 
+    return _run(check)
+
 
 # --------------------------------------------------------------------------- chapter 08
 DropLabelsFn = Callable[[torch.Tensor, float, int], torch.Tensor]
