@@ -40,6 +40,7 @@ __all__ = [
     "check_parzen_log_density",
     "check_ddim_step",
     "check_gradient_penalty",
+    "check_drop_labels",
     "check_project_block_means",
     "check_raster_mask",
 ]
@@ -409,6 +410,40 @@ def check_gradient_penalty(gradient_penalty_given_eps: GradientPenaltyFn) -> Che
         if weight_grad is None or not torch.allclose(weight_grad, net[1].weight.grad, atol=1e-5):
             raise _NotYet("the penalty's gradient with respect to the critic's weights is wrong")
         return "the penalty is right on a linear critic and on images, and trains the critic"
+
+    return _run(check)
+
+
+# --------------------------------------------------------------------------- chapter 08
+DropLabelsFn = Callable[[torch.Tensor, float, int], torch.Tensor]
+
+
+def check_drop_labels(drop_labels: DropLabelsFn) -> CheckResult:
+    """Chapter 08: ``drop_labels(y, p, null)``, the labels y (B,) with each one replaced by
+    ``null`` with probability p, independently, and y itself left unchanged."""
+
+    def check() -> str:
+        y = torch.arange(100_000) % 10  # (100000,)
+        original = y.clone()
+        for p in (0.0, 0.1, 0.5, 1.0):
+            torch.manual_seed(0)
+            got = _call(drop_labels, y, p, 10)
+            if not isinstance(got, torch.Tensor) or got.shape != y.shape:
+                raise _NotYet(f"drop_labels should return a tensor shaped {tuple(y.shape)}")
+            if not torch.equal(y, original):
+                raise _NotYet("drop_labels changed y in place; return a new tensor")
+            kept = got != 10
+            if not torch.equal(got[kept], y[kept]):
+                raise _NotYet("a label that is not dropped must stay what it was")
+            share = (~kept).float().mean().item()
+            if abs(share - p) > 0.01:  # 0.01 is more than six standard errors
+                raise _NotYet(f"with p = {p}, {share:.3f} of the labels became null")
+        torch.manual_seed(0)
+        first = _call(drop_labels, y, 0.5, 10)
+        torch.manual_seed(1)
+        if torch.equal(first, _call(drop_labels, y, 0.5, 10)):
+            raise _NotYet("two different seeds dropped the same labels: draw them at random")
+        return "drop_labels replaces a share p of the labels by the null label, at random"
 
     return _run(check)
 

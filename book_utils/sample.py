@@ -1,6 +1,7 @@
 """Draw samples from any trained generative model of the book.
 
     python -m book_utils.sample NAME [--n N] [--out FILE] [--seed S] [--device D] [--steps K]
+                                     [--label K]
 
 NAME is the short name of a model folder in ``book_utils/checkpoints/`` (``dcgan``) or the
 path of any model folder. :func:`~book_utils.checkpoint.from_pretrained` rebuilds the model
@@ -10,6 +11,8 @@ FILE ending in ``.npy`` gets uint8 images shaped (N, 28, 28), the format that
 ``python -m book_utils.metrics`` scores; FILE ending in ``.png`` gets one grid of them.
 Models that sample in steps (chapter 06's ``ddpm`` and ``flow``) take ``--steps K``, the
 number of network evaluations per image (default: the model's ``config.sample_steps``).
+The conditional models of chapter 08 (``cvae``, ``cgan``, ``flow_cfg``) take ``--label K``,
+the digit to draw (default: the digits in turn, or at random for ``cgan``).
 """
 
 from __future__ import annotations
@@ -56,11 +59,13 @@ def draw_samples(
     batch_size: int = 1000,
     progress: bool = False,
     steps: int | None = None,
+    label: int | None = None,
 ) -> torch.Tensor:
     """n samples of a saved model as uint8 images (n, 28, 28), on the CPU.
 
     ``steps``: network evaluations per image, for the models that sample in steps
-    (their ``sample`` takes ``steps``); None uses the model's default.
+    (their ``sample`` takes ``steps``); None uses the model's default. ``label``: the
+    digit to draw, for the conditional models (their ``sample`` takes ``labels``).
 
     The noise comes from one CPU generator seeded with ``seed``, batch after batch: the
     same name, n, seed and batch_size give the same images (exactly, on the CPU).
@@ -75,12 +80,19 @@ def draw_samples(
         if "steps" not in inspect.signature(model.sample).parameters:
             raise ValueError(f"{name} draws its samples in one pass; it takes no steps")
         options["steps"] = steps
+    if label is not None:
+        if "labels" not in inspect.signature(model.sample).parameters:
+            raise ValueError(f"{name} is not a conditional model; it takes no label")
+        if int(label) != label or not 0 <= label < model.config.num_classes:
+            raise ValueError(f"--label must be a digit 0..9 for {name}, got {label}")
     low, high = model.pixel_range
     generator = torch.Generator().manual_seed(seed)
     images = torch.empty(int(n), 28, 28, dtype=torch.uint8)
     with tqdm(total=int(n), desc=f"sampling {name}", unit="img", disable=not progress) as bar:
         for start in range(0, int(n), batch_size):
             size = min(batch_size, int(n) - start)
+            if label is not None:
+                options["labels"] = torch.full((size,), int(label))  # (size,)
             x = model.sample(size, generator=generator, **options)  # (size, 1, 28, 28)
             x = x.float().cpu()
             images[start : start + size] = from_unit((x - low) / (high - low))  # (size, 28, 28)
@@ -117,6 +129,12 @@ def main(argv: list[str] | None = None) -> int:
         metavar="K",
         help="network evaluations per image, for ddpm and flow (default: the model's own)",
     )
+    parser.add_argument(
+        "--label",
+        type=int,
+        metavar="K",
+        help="the digit to draw, for the conditional models cvae, cgan and flow_cfg",
+    )
     args = parser.parse_args(argv)
     out = args.out or Path(f"{Path(args.model).name}.png")
     if args.n < 1:
@@ -125,7 +143,13 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--out must end in .npy or .png, got {out}")
     try:
         images = draw_samples(
-            args.model, args.n, args.seed, args.device, progress=True, steps=args.steps
+            args.model,
+            args.n,
+            args.seed,
+            args.device,
+            progress=True,
+            steps=args.steps,
+            label=args.label,
         )
     except (CheckpointError, ValueError) as err:
         parser.error(str(err))
@@ -134,7 +158,10 @@ def main(argv: list[str] | None = None) -> int:
         np.save(out, images.numpy())
     else:
         save_png_grid(images, out)
-    print(f"wrote {args.n} samples of {args.model} (seed {args.seed}) to {out}", file=sys.stderr)
+    what = f"{args.n} samples of {args.model}" + (
+        f", digit {args.label}" if args.label is not None else ""
+    )
+    print(f"wrote {what} (seed {args.seed}) to {out}", file=sys.stderr)
     return 0
 
 

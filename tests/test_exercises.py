@@ -49,6 +49,7 @@ def test_check_result_shows_its_message_and_is_false_when_failed():
         exercises.check_gaussian_kl_general,
         exercises.check_ddim_step,
         exercises.check_gradient_penalty,
+        exercises.check_drop_labels,
         exercises.check_project_block_means,
         exercises.check_raster_mask,
     ],
@@ -299,6 +300,26 @@ def test_check_gradient_penalty():
         )
 
     assert_not_yet(exercises.check_gradient_penalty(per_pixel), "one gradient norm per image")
+
+
+def drop_labels(y, p, null):
+    drop = torch.rand(len(y)) < p
+    return torch.where(drop, null, y)
+
+
+def test_check_drop_labels():
+    assert exercises.check_drop_labels(drop_labels)
+    assert_not_yet(exercises.check_drop_labels(lambda y, p, null: y), "became null")
+    assert_not_yet(
+        exercises.check_drop_labels(lambda y, p, null: drop_labels(y, 0.5, null)), "became null"
+    )
+
+    def in_place(y, p, null):
+        y[torch.rand(len(y)) < p] = null
+        return y
+
+    assert_not_yet(exercises.check_drop_labels(in_place), "in place")
+    assert_not_yet(exercises.check_drop_labels(lambda y, p, null: y[:5]), "shaped")
 
 
 # --------------------------------------------------------------------------- chapter 09

@@ -6,6 +6,7 @@ feature space of the book's classifier; :func:`score_samples` runs them all at o
 again and again while it trains.
 """
 
+from book_utils.metrics.conditional import conditional_scores
 from book_utils.metrics.core import (
     class_score,
     fid,
@@ -28,6 +29,7 @@ __all__ = [
     "MemorisationReport",
     "check_images",
     "class_score",
+    "conditional_scores",
     "extract",
     "fid",
     "frechet_distance",

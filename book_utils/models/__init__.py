@@ -11,7 +11,7 @@ from book_utils.models.pixelcnn import PixelCNN, PixelCNNConfig
 from book_utils.models.realnvp import RealNVP, RealNVPConfig
 from book_utils.models.sngan import SNGANConfig, SNGANDiscriminator, SNGANGenerator
 from book_utils.models.toy_mlp import ToyDiscriminator, ToyGenerator, ToyMLPConfig
-from book_utils.models.unet import DDPMUNet, FlowUNet, UNetConfig
+from book_utils.models.unet import DDPMUNet, FlowUNet, GuidedFlowUNet, UNetConfig
 from book_utils.models.vae import VAE, VAEConfig
 
 # class name -> (model class, its config dataclass). A new model family adds its line here.
@@ -32,6 +32,7 @@ MODEL_CLASSES = {
         (RealNVP, RealNVPConfig),
         (SNGANGenerator, SNGANConfig),
         (SNGANDiscriminator, SNGANConfig),
+        (GuidedFlowUNet, UNetConfig),
     ]
 }
 

@@ -13,6 +13,13 @@ Shapes, with c = config.channels:
 
 and each "up" stage also receives the output of the "down" stage of its size (the skip
 connections that give the U its name).
+
+With ``num_classes > 0`` (chapter 08) the network also takes a label y: an embedding of y
+is added to the time embedding, f(x_t, t, y). The embedding has one row more than there
+are classes, the "null" label num_classes, which stands for "no label": training replaces
+a share of the labels with it, so that one network learns f(x_t, t, y) and f(x_t, t), as
+classifier-free guidance needs (Ho and Salimans, 2022). With the default 0 the network
+is exactly chapter 06's, so its saved models load unchanged.
 """
 
 from __future__ import annotations
@@ -25,7 +32,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from book_utils import diffusion
-from book_utils.models.layers import eval_mode
+from book_utils.models.layers import check_labels, eval_mode
 
 
 @dataclass(frozen=True)
@@ -36,6 +43,8 @@ class UNetConfig:
     schedule: str = "cosine"  # DDPM's noise schedule: "cosine" or "linear" (not for flows)
     num_timesteps: int = 1000  # DDPM's T (not used by flows)
     sample_steps: int = 50  # network evaluations of sample() by default
+    num_classes: int = 0  # > 0: a class-conditional network (plus one "null" label)
+    guidance: float = 0.0  # classifier-free guidance scale w of sample() (conditional only)
 
 
 def time_embedding(t: torch.Tensor, dim: int, scale: float = 1000.0) -> torch.Tensor:
@@ -83,6 +92,8 @@ class UNet(nn.Module):
         self.config = config
         c, d, p = config.channels, config.time_dim, config.dropout
         self.time_mlp = nn.Sequential(nn.Linear(d, d), nn.SiLU(), nn.Linear(d, d))
+        if config.num_classes > 0:  # rows 0..num_classes - 1, and the null label
+            self.label_embedding = nn.Embedding(config.num_classes + 1, d)
         self.conv_in = nn.Conv2d(1, c, 3, padding=1)
         self.down1 = ResBlock(c, c, d, p)  # 28x28
         self.pool1 = nn.Conv2d(c, c, 3, stride=2, padding=1)  # 28 -> 14
@@ -93,10 +104,18 @@ class UNet(nn.Module):
         self.up1 = ResBlock(3 * c, c, d, p)  # 28x28, after the skip from down1
         self.conv_out = nn.Sequential(group_norm(c), nn.SiLU(), nn.Conv2d(c, 1, 3, padding=1))
 
-    def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None
+    ) -> torch.Tensor:
         if t.dim() == 0:
             t = t.expand(len(x))  # one time for the whole batch
         emb = self.time_mlp(time_embedding(t, self.config.time_dim))  # (B, time_dim)
+        k = self.config.num_classes
+        if k > 0:  # y in 0..k - 1, or k (the null label); None means the null label
+            y = torch.full((len(x),), k) if y is None else check_labels(y, k + 1, len(x))
+            emb = emb + self.label_embedding(y.to(x.device))  # (B, time_dim)
+        elif y is not None:
+            raise ValueError("this network is not conditional (num_classes = 0); give no y")
         h = self.conv_in(x)  # (B, c, 28, 28)
         skip1 = self.down1(h, emb)  # (B, c, 28, 28)
         skip2 = self.down2(self.pool1(skip1), emb)  # (B, 2c, 14, 14)
@@ -143,3 +162,30 @@ class FlowUNet(UNet):
         """n images (n, 1, 28, 28) in [-1, 1] by Euler's method with ``steps`` network
         evaluations (default ``config.sample_steps``); noise drawn with ``generator``."""
         return diffusion.euler_sample(self, n, _steps(self, steps), generator)
+
+
+class GuidedFlowUNet(FlowUNet):
+    """The class-conditional flow network of chapter 08, sampled with classifier-free
+    guidance: v = (1 + w) v(x, t, y) - w v(x, t, null)."""
+
+    def __init__(self, config: UNetConfig = UNetConfig(num_classes=10)) -> None:
+        if config.num_classes < 1:
+            raise ValueError("GuidedFlowUNet needs num_classes >= 1 in its config")
+        super().__init__(config)
+
+    @eval_mode
+    def sample(
+        self,
+        n: int,
+        generator: torch.Generator | None = None,
+        steps: int | None = None,
+        labels: torch.Tensor | None = None,
+        guidance: float | None = None,
+    ) -> torch.Tensor:
+        """n images (n, 1, 28, 28) in [-1, 1] of the digits ``labels`` (n,) (default: the
+        classes in turn, 0, 1, ..., 9, 0, ...), by Euler's method with ``steps`` steps and
+        guidance scale ``guidance`` (defaults: ``config.sample_steps``, ``config.guidance``)."""
+        k = self.config.num_classes
+        labels = torch.arange(n) % k if labels is None else check_labels(labels, k, n)
+        w = self.config.guidance if guidance is None else guidance
+        return diffusion.guided_euler_sample(self, n, _steps(self, steps), labels, w, generator)
