@@ -2,7 +2,7 @@
 # Remake the checkpoints of the book's trained models by executing their chapters in full
 # mode with retraining switched on. Best on a GPU; see README.md for the times it takes.
 #
-#   bash scripts/make_checkpoints.sh                        # chapters 02, 03 and 04
+#   bash scripts/make_checkpoints.sh                        # every chapter with a model
 #   bash scripts/make_checkpoints.sh 03_dcgan               # one chapter
 #   bash scripts/make_checkpoints.sh --convert-only 03_dcgan  # only write its script
 #
@@ -24,7 +24,9 @@ cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-.venv/bin/python}"
 convert_only=0
 if [ "${1:-}" = --convert-only ]; then convert_only=1; shift; fi
-if [ "$#" -gt 0 ]; then chapters=("$@"); else chapters=(02_mlp_gan 03_dcgan 04_vae); fi
+if [ "$#" -gt 0 ]; then chapters=("$@"); else
+    chapters=(02_mlp_gan 03_dcgan 04_vae 06_diffusion 07_stable_gans 08_conditional 10_likelihood)
+fi
 mkdir -p runs/chapter_scripts runs/logs
 if [ "${SKIP_CONVERT:-0}" != 1 ]; then
     for chapter in "${chapters[@]}"; do
