@@ -71,12 +71,15 @@ def snapshot_images(G: nn.Module, z: torch.Tensor) -> torch.Tensor:
 def check_labels(y: torch.Tensor | None, num_classes: int, n: int) -> torch.Tensor:
     """Labels y as a long tensor (n,) of classes 0, ..., num_classes - 1, or a clear error."""
     if y is None:
-        raise ValueError(f"this model is conditional: give labels, {n} of 0..{num_classes - 1}")
+        raise ValueError(
+            f"this model is conditional ({num_classes} classes): pass labels, {n} of "
+            f"0..{num_classes - 1}"
+        )
     y = torch.as_tensor(y)
     if y.dim() == 0:
         y = y.expand(n)  # one label for the whole batch
     if y.shape != (n,) or y.is_floating_point() or y.is_complex():
-        raise ValueError(f"labels must be {n} whole numbers, shape ({n},); got {tuple(y.shape)}")
+        raise ValueError(f"labels must be {n} whole numbers, shaped ({n},); got {tuple(y.shape)}")
     if len(y) and (y.min() < 0 or y.max() >= num_classes):
-        raise ValueError(f"labels must lie in [0, {num_classes}), got {y.min()}..{y.max()}")
+        raise ValueError(f"labels must lie in 0..{num_classes - 1}, got {y.min()}..{y.max()}")
     return y.long()

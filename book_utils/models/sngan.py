@@ -28,7 +28,7 @@ import torch
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm as _spectral_norm
 
-from book_utils.models.layers import eval_mode, latent_noise
+from book_utils.models.layers import check_labels, eval_mode, latent_noise
 
 
 @dataclass(frozen=True)
@@ -48,20 +48,14 @@ class SNGANConfig:
             raise ValueError(f"num_classes must be 0 or more, got {self.num_classes}")
 
 
-def check_labels(y: torch.Tensor | None, batch: int, num_classes: int) -> None:
-    """Labels fit a model with ``num_classes`` classes (None exactly when it has none)."""
+def _labels(y: torch.Tensor | None, batch: int, num_classes: int) -> torch.Tensor | None:
+    """None for an unconditional model (which takes no labels), else the labels checked by
+    :func:`~book_utils.models.layers.check_labels`."""
     if num_classes == 0:
         if y is not None:
             raise ValueError("this model is unconditional (num_classes=0); pass no labels")
-        return
-    if y is None:
-        raise ValueError(f"this model is conditional ({num_classes} classes); pass labels y")
-    if y.dtype not in (torch.int64, torch.int32) or y.shape != (batch,):
-        raise ValueError(
-            f"labels must be integers shaped ({batch},), got {y.dtype} {tuple(y.shape)}"
-        )
-    if len(y) and (y.min() < 0 or y.max() >= num_classes):
-        raise ValueError(f"labels must lie in 0..{num_classes - 1}, got {y.min()}..{y.max()}")
+        return None
+    return check_labels(y, num_classes, batch)
 
 
 class ConditionalBatchNorm2d(nn.Module):
@@ -107,7 +101,7 @@ class SNGANGenerator(nn.Module):
     def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         if z.dim() != 2 or z.shape[1] != self.config.z_dim:
             raise ValueError(f"z must be shaped (B, {self.config.z_dim}), got {tuple(z.shape)}")
-        check_labels(y, len(z), self.config.num_classes)
+        y = _labels(y, len(z), self.config.num_classes)
         w = self.config.width
         h = self.project(z).view(-1, 4 * w, 7, 7)  # (B, 4w, 7, 7)
         h = self.up1(self._norm(0, h, y))  # (B, 2w, 14, 14)
@@ -175,7 +169,7 @@ class SNGANDiscriminator(nn.Module):
         return h.sum(dim=(2, 3))  # (B, 4w)
 
     def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        check_labels(y, len(x), self.config.num_classes)
+        y = _labels(y, len(x), self.config.num_classes)
         phi = self.features(x)  # (B, 4w)
         score = self.psi(phi).squeeze(1)  # (B,)
         if self.embed is not None:  # projection: + <embed(y), phi(x)>
