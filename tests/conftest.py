@@ -7,6 +7,8 @@ import re
 import shutil
 import subprocess
 import sys
+import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
@@ -15,6 +17,23 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+# Seconds each notebook page took to execute in the site build (test_book.py fills it),
+# and the most a page may take in smoke mode; $BOOK_SMOKE_PAGE_LIMIT changes it.
+PAGE_SECONDS: dict[str, float] = {}
+SMOKE_PAGE_LIMIT = float(os.environ.get("BOOK_SMOKE_PAGE_LIMIT", "60"))
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    """After the tests: how long each page took to execute in the site build."""
+    if not PAGE_SECONDS:
+        return
+    terminalreporter.section("seconds to execute each page (site build)")
+    for page, seconds in sorted(PAGE_SECONDS.items(), key=lambda item: -item[1]):
+        flag = "  over the limit" if seconds > SMOKE_PAGE_LIMIT else ""
+        terminalreporter.write_line(f"{seconds:7.1f}  {page}{flag}")
+    terminalreporter.write_line(f"{sum(PAGE_SECONDS.values()):7.1f}  all pages")
 
 
 def pytest_configure(config) -> None:
@@ -78,6 +97,7 @@ class SiteBuild:
     returncode: int | None  # None for a site built before the tests ($BOOK_BUILT_SITE)
     log: str
     jupyter_cache: Path | None  # where the build stored each executed chapter
+    timed_out: str = ""  # if the build passed its time limit: where it was, and since when
 
 
 def _config_with_cache(folder: Path) -> Path:
@@ -121,11 +141,49 @@ def site_build(tmp_path_factory) -> SiteBuild:
     command = [str(jupyter_book if jupyter_book.exists() else shutil.which("jupyter-book"))]
     command += ["build", str(ROOT), "--config", str(config), "--path-output", str(out)]
     command += ["-W", "-n", "--keep-going"]
-    result = subprocess.run(
-        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=3600
-    )
-    log = without_colours(result.stdout)
-    return SiteBuild(out / "_build" / "html", result.returncode, log, out / "jupyter_cache")
+    limit = float(os.environ.get("BOOK_SITE_BUILD_TIMEOUT", SITE_BUILD_TIMEOUT))
+    returncode, log, timed_out = run_watching_pages(command, limit)
+    html = out / "_build" / "html"
+    return SiteBuild(html, returncode, log, out / "jupyter_cache", timed_out)
+
+
+SITE_BUILD_TIMEOUT = 3600  # seconds; $BOOK_SITE_BUILD_TIMEOUT changes it
+# Sphinx names each page as it reads it, and reading a notebook page executes it.
+READING = re.compile(r"reading sources\.\.\. \[\s*\d+%\] (\S+)")
+
+
+def run_watching_pages(command: list[str], limit: float) -> tuple[int, str, str]:
+    """Run the build, at most ``limit`` seconds; return its exit code, its log and, if it
+    was stopped at the limit, which page it was reading (executing) and for how long."""
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines: list[str] = []
+    page: list[tuple[str, float]] = []  # (page, when its reading began)
+
+    def read() -> None:
+        for line in process.stdout:
+            lines.append(line)
+            match = READING.search(without_colours(line))
+            if match:
+                page.append((match.group(1), time.monotonic()))
+
+    reader = threading.Thread(target=read, daemon=True)
+    start = time.monotonic()
+    reader.start()
+    try:
+        returncode = process.wait(timeout=limit)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        returncode = process.wait()
+        now = time.monotonic()
+        where = "before it read any page"
+        if page:
+            name, since = page[-1]
+            where = f"while executing {name}, which had run for {now - since:.0f} s"
+        timed_out = f"the site build was stopped after {now - start:.0f} s (its limit) {where}"
+        reader.join(timeout=10)
+        return returncode, without_colours("".join(lines)), timed_out
+    reader.join()
+    return returncode, without_colours("".join(lines)), ""
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,16 @@ import re
 from pathlib import Path
 
 import pytest
-from conftest import is_chapter, is_notebook, toc_pages, without_colours
+from conftest import (
+    PAGE_SECONDS,
+    SMOKE_PAGE_LIMIT,
+    is_chapter,
+    is_notebook,
+    toc_pages,
+    without_colours,
+)
+
+from book_utils.runtime import get_mode
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGES = toc_pages()
@@ -37,6 +46,10 @@ def test_chapter_executes_without_an_error(site_build, chapter):
     executed = [r for r in cache.list_cache_records() if Path(r.uri).resolve() == source]
     if executed:
         return
+    if site_build.timed_out:  # one failure says where it stopped; the pages after it skip
+        if f"executing {chapter}," in site_build.timed_out:
+            pytest.fail(site_build.timed_out, pytrace=False)
+        pytest.skip(f"not reached: {site_build.timed_out}")
     tracebacks = [
         record.traceback
         for record in cache.list_project_records()
@@ -55,6 +68,7 @@ def test_chapter_executes_without_an_error(site_build, chapter):
 def test_site_builds_without_a_warning(site_build):
     if site_build.returncode is None:
         pytest.skip("the site was built before the tests ($BOOK_BUILT_SITE)")
+    assert not site_build.timed_out, site_build.timed_out
     warnings = [
         line for line in site_build.log.splitlines() if re.search(r"\b(WARNING|ERROR):", line)
     ]
@@ -63,6 +77,35 @@ def test_site_builds_without_a_warning(site_build):
         + "\n".join(warnings[:40])
         + "\n...\n"
         + site_build.log[-6000:]
+    )
+
+
+def execution_seconds(site_build) -> dict[str, float]:
+    """How long the build took to execute each notebook page it executed, in seconds."""
+    from jupyter_cache import get_cache
+
+    cache = get_cache(str(site_build.jupyter_cache))
+    seconds = {}
+    for record in cache.list_cache_records():
+        page = Path(record.uri).resolve().relative_to(ROOT).with_suffix("").as_posix()
+        seconds[page] = float(record.data["execution_seconds"])
+    return seconds
+
+
+def test_every_page_executes_within_its_smoke_limit(site_build):
+    """In smoke mode every page runs in seconds, so a page made slow is caught by the
+    change that makes it slow. The table of times is printed at the end of the test run."""
+    if site_build.jupyter_cache is None:
+        pytest.skip("the site was built before the tests ($BOOK_BUILT_SITE)")
+    if get_mode() != "smoke":
+        pytest.skip("the limit is for smoke mode (BOOK_MODE=smoke)")
+    seconds = execution_seconds(site_build)
+    PAGE_SECONDS.update(seconds)
+    assert seconds, "the build executed no page"
+    slow = {page: round(t) for page, t in seconds.items() if t > SMOKE_PAGE_LIMIT}
+    assert not slow, (
+        f"pages over {SMOKE_PAGE_LIMIT:.0f} s in smoke mode: {slow}; take the size of what "
+        "they run (loops, sample counts, toy experiments) from budget(full=..., smoke=...)"
     )
 
 
