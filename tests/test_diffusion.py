@@ -1,6 +1,7 @@
 """Chapter 06: noise schedules, the forward process and its posterior, the parameterisations,
 the U-Net, the samplers, and the trained models."""
 
+import dataclasses
 import math
 
 import pytest
@@ -15,13 +16,28 @@ from book_utils.diffusion import (
     ddim_timesteps,
     ddpm_sample,
     euler_sample,
+    flow_matching_loss,
     flow_path,
     linear_betas,
+    sample_times,
 )
-from book_utils.models.unet import DDPMUNet, FlowUNet, UNet, UNetConfig, time_embedding
+from book_utils.models.unet import (
+    DDPMUNet,
+    FlowUNet,
+    GuidedFlowUNet,
+    SelfAttention,
+    UNet,
+    UNetConfig,
+    time_embedding,
+)
 from book_utils.sample import draw_samples
 
 TINY = UNetConfig(channels=8, time_dim=16, dropout=0.0, num_timesteps=50, sample_steps=5)
+# The network that works at 14 x 14 after folding 2 x 2 pixels into channels, with
+# self-attention at 7 x 7.
+TINY_STEM = UNetConfig(
+    channels=8, channel_mult=(1, 2), stem=2, attention=True, time_dim=16, dropout=0.0
+)
 
 
 @pytest.mark.parametrize("name", ["linear", "cosine"])
@@ -104,10 +120,66 @@ def test_unet_shapes_and_time_embedding():
     assert emb.shape == (2, 16) and emb[0, :8].abs().max() == 0 and (emb[0, 8:] == 1).all()
 
 
-@pytest.mark.parametrize("kind", ["ddpm", "flow"])
-def test_one_training_step_lowers_the_loss(kind):
+def test_the_stem_network_works_at_14_by_14_with_attention_at_7_by_7():
+    model = UNet(TINY_STEM)
+    sizes = []
+    for module in [model.down[0], model.middle, model.attention, model.up[0]]:
+        module.register_forward_hook(lambda m, i, out: sizes.append(tuple(out.shape[1:])))
+    x, t = torch.randn(3, 1, 28, 28), torch.rand(3)
+    assert model(x, t).shape == (3, 1, 28, 28)
+    assert sizes == [(8, 14, 14), (16, 7, 7), (16, 7, 7), (8, 14, 14)]
+    assert model.conv_in.in_channels == 4 and isinstance(model.attention, SelfAttention)
+
+
+def test_pixel_unshuffle_and_shuffle_are_inverse_and_lose_nothing():
+    x = torch.randn(2, 1, 28, 28)
+    folded = F.pixel_unshuffle(x, 2)  # (2, 4, 14, 14)
+    assert folded.shape == (2, 4, 14, 14)
+    assert torch.equal(folded[0, :, 0, 0], x[0, 0, :2, :2].flatten())  # a 2 x 2 block
+    assert torch.equal(F.pixel_shuffle(folded, 2), x)
+
+
+def test_sizes_that_do_not_halve_evenly_are_refused():
+    with pytest.raises(ValueError, match="halve"):
+        UNet(UNetConfig(channels=8, channel_mult=(1, 2, 2), stem=2))
+
+
+def test_attention_starts_as_its_shortcut_and_mixes_positions():
     torch.manual_seed(0)
-    model = (DDPMUNet if kind == "ddpm" else FlowUNet)(TINY)
+    attention = SelfAttention(16, head_dim=8)
+    x = torch.randn(2, 16, 7, 7)
+    assert torch.equal(attention(x), x)  # the output projection starts at zero
+    torch.nn.init.normal_(attention.out.weight)
+    y = x.clone()
+    y[:, :, 0, 0] += 1.0  # change one position: every other position's output moves
+    changed = (attention(y) - attention(x)).abs().amax(dim=1)  # (2, 7, 7)
+    assert (changed[:, 6, 6] > 0).all()
+
+
+def test_time_sampling_and_the_flow_matching_loss():
+    torch.manual_seed(0)
+    uniform, logit_normal = sample_times(100_000), sample_times(100_000, "logit_normal")
+    assert 0 <= uniform.min() and uniform.max() < 1 and 0 < logit_normal.min()
+    assert abs(uniform.std() - 12**-0.5) < 0.01  # U(0, 1)
+    assert logit_normal.std() < 0.9 * uniform.std()  # more weight in the middle
+    with pytest.raises(ValueError, match="logit_normal"):
+        sample_times(3, "beta")
+    model = GuidedFlowUNet(dataclasses.replace(TINY_STEM, num_classes=10))
+    x, y = torch.rand(8, 1, 28, 28) * 2 - 1, torch.arange(8)
+    torch.manual_seed(1)
+    loss = flow_matching_loss(model, x, y, label_dropout=0.5)
+    torch.manual_seed(1)  # the same draws by hand: t, z, then the labels dropped
+    t, z = torch.rand(8), torch.randn_like(x)
+    dropped = torch.where(torch.rand(8) < 0.5, 10, y)
+    expected = F.mse_loss(model(flow_path(x, z, t), t, dropped), x - z)
+    assert torch.allclose(loss, expected)
+
+
+@pytest.mark.parametrize("config", [TINY, TINY_STEM], ids=["28x28", "stem"])
+@pytest.mark.parametrize("kind", ["ddpm", "flow"])
+def test_one_training_step_lowers_the_loss(kind, config):
+    torch.manual_seed(0)
+    model = (DDPMUNet if kind == "ddpm" else FlowUNet)(config)
     schedule = NoiseSchedule.named("cosine", TINY.num_timesteps)
     x = torch.rand(32, 1, 28, 28) * 2 - 1
     t_int = torch.randint(1, TINY.num_timesteps + 1, (32,))
@@ -156,10 +228,11 @@ def test_ddim_timesteps():
         ddim_timesteps(10, 11)
 
 
+@pytest.mark.parametrize("config", [TINY, TINY_STEM], ids=["28x28", "stem"])
 @pytest.mark.parametrize("model_class", [DDPMUNet, FlowUNet])
-def test_same_seed_same_samples_on_the_cpu(model_class):
+def test_same_seed_same_samples_on_the_cpu(model_class, config):
     torch.manual_seed(0)
-    model = model_class(TINY)
+    model = model_class(config)
     a = model.sample(4, torch.Generator().manual_seed(7), steps=3)
     b = model.sample(4, torch.Generator().manual_seed(7), steps=3)
     c = model.sample(4, torch.Generator().manual_seed(8), steps=3)

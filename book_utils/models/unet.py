@@ -6,13 +6,23 @@ shape: the noise in x_t (DDPM, :class:`DDPMUNet`) or the velocity of the straigh
 from noise to data (flow matching, :class:`FlowUNet`). Both classes are this one network;
 they differ only in how ``sample`` turns its output into images (book_utils/diffusion.py).
 
-Shapes, with c = config.channels:
+Shapes, with c = config.channels and the default ``channel_mult = (1, 2, 2)``:
 
     x (B, 1, 28, 28) -> (B, c, 28, 28) -> down (B, 2c, 14, 14) -> down (B, 2c, 7, 7)
                      <- (B, c, 28, 28) <- up   (B, 2c, 14, 14) <- up   (B, 2c, 7, 7)
 
 and each "up" stage also receives the output of the "down" stage of its size (the skip
-connections that give the U its name).
+connections that give the U its name). ``channel_mult`` gives the width of each level
+(times c); each level after the first halves the image's height and width, and the last
+one is the middle of the U.
+
+With ``stem = 2`` the network first folds each 2 x 2 block of pixels into 4 channels
+(``pixel_unshuffle``: (B, 1, 28, 28) -> (B, 4, 14, 14), nothing lost) and unfolds its
+output at the end (``pixel_shuffle``), so that its first level works at 14 x 14: a
+quarter of the positions, so about a quarter of the arithmetic of a level at 28 x 28.
+With ``attention``, the middle of the U adds self-attention over its positions (7 x 7 =
+49 with ``stem = 2`` and ``channel_mult = (1, 2)``), so that every position sees every
+other one (Ho et al. use it at 16 x 16).
 
 With ``num_classes > 0`` (chapter 08) the network also takes a label y: an embedding of y
 is added to the time embedding, f(x_t, t, y). The embedding has one row more than there
@@ -37,7 +47,10 @@ from book_utils.models.layers import check_labels, eval_mode
 
 @dataclass(frozen=True)
 class UNetConfig:
-    channels: int = 64  # feature maps at 28x28; twice as many at 14x14 and 7x7
+    channels: int = 64  # c: feature maps of the first level
+    channel_mult: tuple[int, ...] = (1, 2, 2)  # widths of the levels, times c
+    stem: int = 1  # pixel-unshuffle factor: 2 works at 14x14 on 4 channels, 1 at 28x28
+    attention: bool = False  # self-attention in the middle of the U (the smallest level)
     time_dim: int = 128  # size of the time embedding added to every residual block
     dropout: float = 0.1  # dropout inside the residual blocks, during training only
     schedule: str = "cosine"  # DDPM's noise schedule: "cosine" or "linear" (not for flows)
@@ -84,25 +97,56 @@ class ResBlock(nn.Module):
         return h + self.shortcut(x)
 
 
+class SelfAttention(nn.Module):
+    """Multi-head self-attention over the positions of a feature map, plus a shortcut."""
+
+    def __init__(self, channels: int, head_dim: int = 32) -> None:
+        super().__init__()
+        self.heads = max(1, channels // head_dim)
+        self.norm = group_norm(channels)
+        self.qkv = nn.Conv2d(channels, 3 * channels, 1)
+        self.out = nn.Conv2d(channels, channels, 1)
+        nn.init.zeros_(self.out.weight)  # the block starts as its shortcut
+        nn.init.zeros_(self.out.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        B, C, H, W = x.shape
+        qkv = self.qkv(self.norm(x)).view(B, 3, self.heads, C // self.heads, H * W)
+        q, k, v = qkv.transpose(-1, -2).unbind(1)  # each (B, heads, H*W, C // heads)
+        h = F.scaled_dot_product_attention(q, k, v)  # (B, heads, H*W, C // heads)
+        h = h.transpose(-1, -2).reshape(B, C, H, W)  # (B, C, H, W)
+        return x + self.out(h)
+
+
 class UNet(nn.Module):
     """f(x_t, t): images (B, 1, 28, 28) and times (B,) in [0, 1] -> (B, 1, 28, 28)."""
 
     def __init__(self, config: UNetConfig = UNetConfig()) -> None:
         super().__init__()
         self.config = config
-        c, d, p = config.channels, config.time_dim, config.dropout
+        d, p, s = config.time_dim, config.dropout, config.stem
+        width = [config.channels * m for m in config.channel_mult]  # per level
+        if len(width) < 2 or 28 % (s * 2 ** (len(width) - 1)):
+            raise ValueError(f"{config}: each level must halve a whole image size")
         self.time_mlp = nn.Sequential(nn.Linear(d, d), nn.SiLU(), nn.Linear(d, d))
         if config.num_classes > 0:  # rows 0..num_classes - 1, and the null label
             self.label_embedding = nn.Embedding(config.num_classes + 1, d)
-        self.conv_in = nn.Conv2d(1, c, 3, padding=1)
-        self.down1 = ResBlock(c, c, d, p)  # 28x28
-        self.pool1 = nn.Conv2d(c, c, 3, stride=2, padding=1)  # 28 -> 14
-        self.down2 = ResBlock(c, 2 * c, d, p)  # 14x14
-        self.pool2 = nn.Conv2d(2 * c, 2 * c, 3, stride=2, padding=1)  # 14 -> 7
-        self.middle = ResBlock(2 * c, 2 * c, d, p)  # 7x7
-        self.up2 = ResBlock(4 * c, 2 * c, d, p)  # 14x14, after the skip from down2
-        self.up1 = ResBlock(3 * c, c, d, p)  # 28x28, after the skip from down1
-        self.conv_out = nn.Sequential(group_norm(c), nn.SiLU(), nn.Conv2d(c, 1, 3, padding=1))
+        self.conv_in = nn.Conv2d(s * s, width[0], 3, padding=1)
+        # down: a block at each level but the last, then a strided conv to the next size
+        self.down = nn.ModuleList()
+        self.pool = nn.ModuleList()
+        for i in range(len(width) - 1):
+            self.down.append(ResBlock(width[max(i - 1, 0)], width[i], d, p))
+            self.pool.append(nn.Conv2d(width[i], width[i], 3, stride=2, padding=1))
+        self.middle = ResBlock(width[-2], width[-1], d, p)
+        self.attention = SelfAttention(width[-1]) if config.attention else nn.Identity()
+        # up, from the smallest size: a block on [upsampled, skip] at each level
+        self.up = nn.ModuleList(
+            ResBlock(width[i + 1] + width[i], width[i], d, p) for i in range(len(width) - 1)
+        )
+        self.conv_out = nn.Sequential(
+            group_norm(width[0]), nn.SiLU(), nn.Conv2d(width[0], s * s, 3, padding=1)
+        )
 
     def forward(
         self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None
@@ -116,15 +160,18 @@ class UNet(nn.Module):
             emb = emb + self.label_embedding(y.to(x.device))  # (B, time_dim)
         elif y is not None:
             raise ValueError("this network is not conditional (num_classes = 0); give no y")
-        h = self.conv_in(x)  # (B, c, 28, 28)
-        skip1 = self.down1(h, emb)  # (B, c, 28, 28)
-        skip2 = self.down2(self.pool1(skip1), emb)  # (B, 2c, 14, 14)
-        h = self.middle(self.pool2(skip2), emb)  # (B, 2c, 7, 7)
-        h = F.interpolate(h, scale_factor=2, mode="nearest")  # (B, 2c, 14, 14)
-        h = self.up2(torch.cat([h, skip2], dim=1), emb)  # (B, 4c, 14, 14) -> (B, 2c, 14, 14)
-        h = F.interpolate(h, scale_factor=2, mode="nearest")  # (B, 2c, 28, 28)
-        h = self.up1(torch.cat([h, skip1], dim=1), emb)  # (B, 3c, 28, 28) -> (B, c, 28, 28)
-        return self.conv_out(h)  # (B, 1, 28, 28)
+        s = self.config.stem
+        h = self.conv_in(F.pixel_unshuffle(x, s))  # (B, s*s, 28/s, 28/s) -> (B, c, 28/s, 28/s)
+        skips = []
+        for block, pool in zip(self.down, self.pool, strict=True):
+            h = block(h, emb)  # (B, width[i], size, size)
+            skips.append(h)
+            h = pool(h)  # (B, width[i], size / 2, size / 2)
+        h = self.attention(self.middle(h, emb))  # (B, width[-1], smallest, smallest)
+        for i in reversed(range(len(self.up))):
+            h = F.interpolate(h, scale_factor=2, mode="nearest")  # twice the size
+            h = self.up[i](torch.cat([h, skips[i]], dim=1), emb)  # (B, width[i], size, size)
+        return F.pixel_shuffle(self.conv_out(h), s)  # (B, s*s, 28/s, 28/s) -> (B, 1, 28, 28)
 
     pixel_range = (-1.0, 1.0)  # what sample() returns: images scaled to [-1, 1]
 
