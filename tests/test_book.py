@@ -8,6 +8,7 @@ tests check what the site shows; test_site_browser.py opens the same build in a 
 """
 
 import re
+import sys
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,7 @@ from conftest import (
     SMOKE_PAGE_LIMIT,
     is_chapter,
     is_notebook,
+    run_watching_pages,
     toc_pages,
     without_colours,
 )
@@ -78,6 +80,22 @@ def test_site_builds_without_a_warning(site_build):
         + "\n...\n"
         + site_build.log[-6000:]
     )
+
+
+def test_a_build_stopped_at_its_limit_names_the_page_it_was_executing():
+    script = (
+        "import time; print('reading sources... [ 10%] chapters/01_minimax', flush=True); "
+        "print('reading sources... [ 60%] chapters/07_stable_gans', flush=True); "
+        "time.sleep(30)"
+    )
+    returncode, log, timed_out = run_watching_pages([sys.executable, "-c", script], 2.0)
+    assert returncode != 0 and "chapters/01_minimax" in log
+    assert re.search(
+        r"after \d+ s \(its limit\) while executing chapters/07_stable_gans, "
+        r"which had run for \d+ s",
+        timed_out,
+    ), timed_out
+    assert run_watching_pages([sys.executable, "-c", "print('done')"], 30.0) == (0, "done\n", "")
 
 
 def execution_seconds(site_build) -> dict[str, float]:
