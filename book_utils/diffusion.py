@@ -195,6 +195,26 @@ def ddim_sample(
     return x
 
 
+def ddpm_loss(
+    model: torch.nn.Module, schedule: NoiseSchedule, x: torch.Tensor, min_snr: float = 0.0
+) -> torch.Tensor:
+    """L_simple = E_{t, x, eps} |eps - eps_theta(x_t, t)|^2 per pixel, t ~ U{1, ..., T}.
+
+    With ``min_snr`` = gamma > 0, each image's error is weighted by min(SNR_t, gamma) / SNR_t,
+    SNR_t = abar_t / (1 - abar_t) (Hang et al., 2023): the nearly clean times, whose
+    noise is easy to see and matters little for the samples, count less."""
+    T = schedule.num_timesteps
+    t = torch.randint(1, T + 1, (len(x),))  # (B,) on the CPU, where the schedule is
+    eps = torch.randn_like(x)  # (B, 1, 28, 28)
+    x_t = schedule.q_sample(x, t, eps)
+    error = ((model(x_t, t.to(x.device) / T) - eps) ** 2).flatten(1).mean(1)  # (B,)
+    if min_snr > 0:
+        abar = schedule.at(schedule.alpha_bar, t)
+        snr = abar / (1 - abar)  # (B,) float64
+        error = error * (snr.clamp(max=min_snr) / snr).float().to(x.device)
+    return error.mean()
+
+
 def flow_path(x: torch.Tensor, z: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     """x_t = (1 - t) z + t x: the straight line from noise z (t = 0) to data x (t = 1).
     Its velocity dx_t/dt = x - z is what the flow network learns to predict."""

@@ -14,6 +14,7 @@ from book_utils.diffusion import (
     cosine_betas,
     ddim_sample,
     ddim_timesteps,
+    ddpm_loss,
     ddpm_sample,
     euler_sample,
     flow_matching_loss,
@@ -282,3 +283,23 @@ def test_the_book_checkpoints_load_and_sample(name):
 def test_sample_refuses_steps_for_a_one_pass_model():
     with pytest.raises(ValueError, match="takes no steps"):
         draw_samples("mlp_gan", 2, steps=5)
+
+
+def test_ddpm_loss_is_l_simple_and_min_snr_weights_each_image_by_hand():
+    torch.manual_seed(0)
+    model = DDPMUNet(TINY)
+    schedule = NoiseSchedule.named("cosine", TINY.num_timesteps)
+    x = torch.rand(16, 1, 28, 28) * 2 - 1
+    torch.manual_seed(3)
+    plain = ddpm_loss(model, schedule, x)
+    torch.manual_seed(3)
+    weighted = ddpm_loss(model, schedule, x, min_snr=5.0)
+    torch.manual_seed(3)  # the same draws by hand
+    t = torch.randint(1, TINY.num_timesteps + 1, (16,))
+    eps = torch.randn_like(x)
+    error = ((model(schedule.q_sample(x, t, eps), t / 50) - eps) ** 2).flatten(1).mean(1)
+    abar = schedule.alpha_bar[t]
+    snr = abar / (1 - abar)
+    assert torch.allclose(plain, error.mean())
+    assert torch.allclose(weighted, (error * (snr.clamp(max=5) / snr).float()).mean())
+    assert weighted < plain  # every weight is at most 1, and some are below
