@@ -6,7 +6,11 @@ ReLU on its hidden maps, tanh on its output (pixels in [-1, 1], as in chapter 03
 on its own, which the gradient penalty and the R1 penalty assume): strided convolutions,
 LeakyReLU(0.1), then global sum pooling to a feature vector phi(x) and one linear output.
 With ``spectral_norm=True`` every weight of D is divided by its largest singular value
-(Miyato et al. 2018), so each layer, and D, is at most 1-Lipschitz in its input.
+(Miyato et al. 2018), estimated by one power iteration per forward pass in training mode.
+That bounds each dense layer's Lipschitz constant by 1, but not D's: a convolution's kernel
+is normalised as a reshaped matrix, which bounds the convolution only up to a factor of
+about k/s (k x k kernel, stride s), and the sum over the 7 x 7 positions before the output
+has norm 7. D is Lipschitz with some constant, not 1 (chapter 07 measures it).
 
 Conditional models (``num_classes > 0``, chapter 08):
 
