@@ -17,7 +17,12 @@ import torch
 from torch import nn
 from torch.optim.swa_utils import AveragedModel
 
-from book_utils.losses import discriminator_loss, generator_loss_nonsaturating
+from book_utils.losses import (
+    discriminator_loss,
+    generator_loss_nonsaturating,
+    hinge_discriminator_loss,
+    wasserstein_generator_loss,
+)
 
 
 def gan_step(
@@ -66,3 +71,40 @@ def gan_step(
         "D(x)": torch.sigmoid(real_logits.float()).mean().detach(),
         "D(G(z))": torch.sigmoid(fake_logits.float()).mean().detach(),
     }
+
+
+def hinge_gan_step(
+    x: torch.Tensor,
+    z: torch.Tensor,
+    G: nn.Module,
+    D: nn.Module,
+    opt_g: torch.optim.Optimizer,
+    opt_d: torch.optim.Optimizer,
+    *,
+    y: torch.Tensor | None = None,
+    r1_gamma: float = 0.0,
+) -> dict[str, torch.Tensor]:
+    """One update of D with the hinge loss (plus gamma / 2 R1 if ``r1_gamma`` > 0), then one
+    of G, on real images x (B, 1, 28, 28), noise z (B, d) and, for a conditional pair of
+    networks (chapter 08), the labels y (B,) that both the real and the fake images get.
+    This is chapter 07's SN-GAN step; spectral normalisation lives in D itself."""
+    cond = () if y is None else (y,)  # the label, passed to both networks if there is one
+    x_fake = G(z, *cond)  # (B, 1, 28, 28)
+    if r1_gamma > 0:  # R1 needs D's gradient with respect to its real input
+        x = x.detach().requires_grad_(True)
+    real_logits, fake_logits = D(x, *cond), D(x_fake.detach(), *cond)  # (B,) each
+    # D: min_D  E[max(0, 1 - D(x))] + E[max(0, 1 + D(G(z)))]  (+ gamma/2 E|grad D(x)|^2)
+    loss_d = hinge_discriminator_loss(real_logits, fake_logits)
+    if r1_gamma > 0:  # R1 (losses.r1_penalty), from this forward pass rather than another
+        (grad,) = torch.autograd.grad(real_logits.sum(), x, create_graph=True)  # (B, 1, 28, 28)
+        loss_d = loss_d + r1_gamma / 2 * grad.pow(2).flatten(1).sum(1).mean()
+    opt_d.zero_grad(set_to_none=True)
+    loss_d.backward()
+    opt_d.step()
+    # G: min_G  -E[D(G(z))]
+    loss_g = wasserstein_generator_loss(D(x_fake, *cond))
+    opt_g.zero_grad(set_to_none=True)
+    loss_g.backward()
+    opt_g.step()
+    gap = (real_logits - fake_logits).mean().detach()
+    return {"loss_d": loss_d.detach(), "loss_g": loss_g.detach(), "D(x) - D(G(z))": gap}

@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from book_utils.checkpoint import from_pretrained, save_pretrained
+from book_utils.gan_step import hinge_gan_step
 from book_utils.models import MODEL_CLASSES
 from book_utils.models.sngan import SNGANConfig, SNGANDiscriminator, SNGANGenerator
 
@@ -161,3 +162,40 @@ def test_committed_model_loads_samples_and_keeps_its_score(name):
     scores = score_samples(samples * 0.5 + 0.5, load_mnist().x_test[:1000])
     assert scores["fid"] == pytest.approx(FID_WHEN_MADE[name], rel=0.005)
     assert scores["fid"] == pytest.approx(record.figures["fid"], rel=0.05)
+
+
+@pytest.mark.parametrize("config", [SMALL, COND], ids=["unconditional", "conditional"])
+@pytest.mark.parametrize("r1_gamma", [0.0, 2.0])
+def test_hinge_gan_step_is_the_hinge_update_written_by_hand(config, r1_gamma):
+    x = torch.rand(8, 1, 28, 28) * 2 - 1
+    z = torch.randn(8, 8, generator=torch.Generator().manual_seed(1))
+    y = torch.arange(8) % 10 if config.num_classes else None
+    cond = () if y is None else (y,)
+    results = []
+    for by_hand in (False, True):
+        G, D = build(config)
+        G.train()
+        D.train()
+        opt_g = torch.optim.SGD(G.parameters(), lr=0.1)
+        opt_d = torch.optim.SGD(D.parameters(), lr=0.1)
+        if not by_hand:
+            logs = hinge_gan_step(x, z, G, D, opt_g, opt_d, y=y, r1_gamma=r1_gamma)
+        else:
+            x_fake = G(z, *cond)
+            x_r = x.clone().requires_grad_(True)
+            real = D(x_r, *cond)
+            loss_d = torch.relu(1 - real).mean() + torch.relu(1 + D(x_fake.detach(), *cond)).mean()
+            (grad,) = torch.autograd.grad(real.sum(), x_r, create_graph=True)
+            loss_d = loss_d + r1_gamma / 2 * grad.pow(2).flatten(1).sum(1).mean()
+            opt_d.zero_grad()
+            loss_d.backward()
+            opt_d.step()
+            loss_g = -D(x_fake, *cond).mean()
+            opt_g.zero_grad()
+            loss_g.backward()
+            opt_g.step()
+            logs = {"loss_d": loss_d}
+        results.append((logs["loss_d"].item(), [p.detach().clone() for p in G.parameters()]))
+    (loss_a, g_a), (loss_b, g_b) = results
+    assert loss_a == pytest.approx(loss_b, rel=1e-5)
+    assert all(torch.allclose(a, b, atol=1e-5) for a, b in zip(g_a, g_b, strict=True))
