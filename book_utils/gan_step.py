@@ -83,11 +83,13 @@ def hinge_gan_step(
     *,
     y: torch.Tensor | None = None,
     r1_gamma: float = 0.0,
+    update_g: bool = True,
 ) -> dict[str, torch.Tensor]:
     """One update of D with the hinge loss (plus gamma / 2 R1 if ``r1_gamma`` > 0), then one
     of G, on real images x (B, 1, 28, 28), noise z (B, d) and, for a conditional pair of
     networks (chapter 08), the labels y (B,) that both the real and the fake images get.
-    This is chapter 07's SN-GAN step; spectral normalisation lives in D itself."""
+    This is chapter 07's SN-GAN step; spectral normalisation lives in D itself.
+    ``update_g=False`` updates D only (for several D updates per G update)."""
     cond = () if y is None else (y,)  # the label, passed to both networks if there is one
     x_fake = G(z, *cond)  # (B, 1, 28, 28)
     if r1_gamma > 0:  # R1 needs D's gradient with respect to its real input
@@ -101,10 +103,12 @@ def hinge_gan_step(
     opt_d.zero_grad(set_to_none=True)
     loss_d.backward()
     opt_d.step()
+    gap = (real_logits - fake_logits).mean().detach()
+    if not update_g:
+        return {"loss_d": loss_d.detach(), "D(x) - D(G(z))": gap}
     # G: min_G  -E[D(G(z))]
     loss_g = wasserstein_generator_loss(D(x_fake, *cond))
     opt_g.zero_grad(set_to_none=True)
     loss_g.backward()
     opt_g.step()
-    gap = (real_logits - fake_logits).mean().detach()
     return {"loss_d": loss_d.detach(), "loss_g": loss_g.detach(), "D(x) - D(G(z))": gap}

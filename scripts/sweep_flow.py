@@ -153,23 +153,24 @@ def train(name: str, minutes: float, eval_every: float, num_eval: int, eval_step
             (OUT / f"{name}.json").write_text(json.dumps(curve, indent=1) + "\n")
 
 
-def plot() -> None:
+def plot(folder: Path = OUT) -> None:
+    """Every curve in ``folder`` (FID against CPU-minutes) in one figure, curves.png."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(8, 5))
-    for path in sorted(OUT.glob("*.json")):
+    for path in sorted(folder.glob("*.json")):
         curve = json.loads(path.read_text())
         minutes = [p[1] for p in curve["points"]]
         ax.plot(minutes, [p[4] for p in curve["points"]], marker="o", label=curve["setting"])
     ax.set_xlabel("CPU-minutes of training (one thread)")
-    ax.set_ylabel("FID (null label, Euler steps as recorded)")
+    ax.set_ylabel("FID (as recorded: samples, steps)")
     ax.set_yscale("log")
     ax.legend()
-    fig.savefig(OUT / "curves.png", dpi=100, bbox_inches="tight")
-    print(f"wrote {OUT / 'curves.png'}")
+    fig.savefig(folder / "curves.png", dpi=100, bbox_inches="tight")
+    print(f"wrote {folder / 'curves.png'}")
 
 
 def main() -> None:

@@ -1,0 +1,145 @@
+"""Short runs of the MNIST GANs, FID against CPU-minutes: one curve per setting, to
+choose the network and the recipe of chapters 07 and 08 before the long training, and to
+compare chapter 03's DCGAN recipe with chapter 07's on this machine for the same time.
+
+    OMP_NUM_THREADS=1 nice python scripts/sweep_gan.py sngan_w32 --minutes 30
+    python scripts/sweep_gan.py --plot   # every finished curve, in one figure
+
+A setting is a network (chapter 03's DCGAN, or chapter 07's SN-GAN at some width) and a
+recipe: the loss (chapter 03's ``gan_step`` or chapter 07's ``hinge_gan_step``, with R1 as
+an option), learning rates, Adam's betas, batch size and D updates per G update. Every
+``--eval-every`` CPU-minutes of training, the averaged G's FID is measured on
+``--num-eval`` samples against as many test images. CPU time is the process's own
+(``time.process_time``), counting training steps only; run one thread per process. The
+curves go to ``runs/sweeps/gan/<setting>.json``; ``--plot`` draws ``curves.png`` there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from sweep_flow import plot  # noqa: E402
+
+from book_utils import set_seed  # noqa: E402
+from book_utils.data import load_mnist, minibatches, to_signed_unit  # noqa: E402
+from book_utils.gan_step import gan_step, hinge_gan_step  # noqa: E402
+from book_utils.metrics import FidProbe, load_classifier  # noqa: E402
+from book_utils.models.dcgan import DCGANConfig, DCGANDiscriminator, DCGANGenerator  # noqa: E402
+from book_utils.models.sngan import SNGANConfig, SNGANDiscriminator, SNGANGenerator  # noqa: E402
+
+OUT = ROOT / "runs" / "sweeps" / "gan"
+
+
+@dataclasses.dataclass(frozen=True)
+class Recipe:
+    network: str = "sngan"  # "sngan" (chapter 07) or "dcgan" (chapter 03)
+    width: int = 64  # SN-GAN's width (DCGAN: chapter 03's 128 channels)
+    spectral_norm: bool = True  # SN-GAN's D
+    loss: str = "hinge"  # "hinge" (hinge_gan_step) or "logistic" (chapter 03's gan_step)
+    r1_gamma: float = 0.0  # hinge only: gamma of R1 on the real images
+    n_dis: int = 1  # D updates per G update (hinge only)
+    batch_size: int = 128
+    lr_g: float = 1e-4
+    lr_d: float = 4e-4
+    betas: tuple[float, float] = (0.0, 0.9)
+    ema_decay: float = 0.999
+    seed: int = 0
+
+
+CH03 = {"network": "dcgan", "loss": "logistic", "batch_size": 256, "lr_g": 2e-4}
+CH03 |= {"lr_d": 2e-4, "betas": (0.5, 0.999)}
+SETTINGS: dict[str, dict] = {
+    "dcgan_ch03": CH03,  # chapter 03's DCGAN and recipe
+    "sngan_w64": {},  # chapter 07's SN-GAN and recipe
+    "sngan_w32": {"width": 32},
+    "sngan_w32_ndis2": {"width": 32, "n_dis": 2},
+    "sngan_w32_lr2e-4": {"width": 32, "lr_g": 2e-4, "lr_d": 2e-4},
+    "r1_w32": {"width": 32, "spectral_norm": False, "r1_gamma": 0.1},
+    "sngan_w32_r1": {"width": 32, "r1_gamma": 0.1},
+}
+
+
+def networks(recipe: Recipe) -> tuple[torch.nn.Module, torch.nn.Module, int]:
+    """G, D and the size of z."""
+    if recipe.network == "dcgan":
+        config = DCGANConfig()
+        return DCGANGenerator(config), DCGANDiscriminator(config), config.latent_dim
+    config = SNGANConfig(z_dim=64, width=recipe.width, spectral_norm=recipe.spectral_norm)
+    return SNGANGenerator(config), SNGANDiscriminator(config), config.z_dim
+
+
+def train(name: str, minutes: float, eval_every: float, num_eval: int) -> None:
+    recipe = Recipe(**SETTINGS[name])
+    mnist = load_mnist()
+    x_train = to_signed_unit(mnist.x_train[:50_000])  # (50000, 1, 28, 28)
+    probe = FidProbe(mnist.x_test[:num_eval], mnist.x_train[:num_eval], load_classifier())
+    set_seed(recipe.seed)
+    G, D, z_dim = networks(recipe)
+    opt_g = torch.optim.Adam(G.parameters(), lr=recipe.lr_g, betas=recipe.betas)
+    opt_d = torch.optim.Adam(D.parameters(), lr=recipe.lr_d, betas=recipe.betas)
+    G_ema = AveragedModel(G, multi_avg_fn=get_ema_multi_avg_fn(recipe.ema_decay), use_buffers=True)
+    batches = minibatches(len(x_train), recipe.batch_size, recipe.seed)
+    curve = {"setting": name, "recipe": dataclasses.asdict(recipe), "num_eval": num_eval}
+    curve |= {"floor": probe.floor, "threads": torch.get_num_threads()}
+    curve |= {"parameters": [sum(p.numel() for p in net.parameters()) for net in (G, D)]}
+    curve["points"] = []  # (step, cpu_minutes, wall_minutes, mean loss_d, fid)
+    cpu = wall = 0.0
+    step, losses, next_eval = 0, [], eval_every
+    while cpu < minutes:
+        start_cpu, start_wall = time.process_time(), time.perf_counter()
+        G.train()
+        D.train()
+        for _ in range(recipe.n_dis - 1):  # the extra D updates, each on a fresh minibatch
+            x, z = x_train[next(batches)], torch.randn(recipe.batch_size, z_dim)
+            hinge_gan_step(x, z, G, D, opt_g, opt_d, r1_gamma=recipe.r1_gamma, update_g=False)
+        x = x_train[next(batches)]
+        z = torch.randn(len(x), z_dim)
+        if recipe.loss == "logistic":
+            logs = gan_step(x, z, G, D, opt_g, opt_d)
+        else:
+            logs = hinge_gan_step(x, z, G, D, opt_g, opt_d, r1_gamma=recipe.r1_gamma)
+        G_ema.update_parameters(G)
+        losses.append(logs["loss_d"].item())
+        step += 1
+        cpu += (time.process_time() - start_cpu) / 60
+        wall += (time.perf_counter() - start_wall) / 60
+        if cpu >= next_eval or cpu >= minutes:
+            next_eval += eval_every
+            fid = probe(G_ema.module.eval())
+            point = (step, cpu, wall, sum(losses) / len(losses), fid)
+            curve["points"].append(point)
+            losses = []
+            print(f"{name}: step {step}, {cpu:.1f} CPU-min, loss_d {point[3]:.3f}, FID {fid:.1f}")
+            OUT.mkdir(parents=True, exist_ok=True)
+            (OUT / f"{name}.json").write_text(json.dumps(curve, indent=1) + "\n")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("setting", nargs="?", choices=sorted(SETTINGS))
+    parser.add_argument("--minutes", type=float, default=30.0, help="CPU-minutes of training")
+    parser.add_argument("--eval-every", type=float, default=5.0, help="CPU-minutes")
+    parser.add_argument("--num-eval", type=int, default=2000, help="samples per FID")
+    parser.add_argument("--plot", action="store_true", help="draw the finished curves")
+    args = parser.parse_args()
+    if args.plot:
+        plot(OUT)
+        return
+    if args.setting is None:
+        parser.error("name a setting, or --plot")
+    train(args.setting, args.minutes, args.eval_every, args.num_eval)
+
+
+if __name__ == "__main__":
+    main()
