@@ -148,3 +148,25 @@ class Run:
             save_pretrained(part, self.folder.parent / name, self.record)
         self.state_path.unlink(missing_ok=True)
         return self.folder
+
+
+def ema_with_warmup(decay: float, warmup: float = 10.0) -> Callable:
+    """The ``multi_avg_fn`` of ``torch.optim.swa_utils.AveragedModel`` for an exponential
+    moving average of the weights whose decay warms up: at the n-th update it is
+    min(decay, (1 + n) / (warmup + n)), so that the average forgets its random start in
+    tens of updates rather than in thousands, and averages over about 1 / (1 - decay)
+    updates once n is large (the rule of TensorFlow's ExponentialMovingAverage when it is
+    given the number of updates).
+
+        ema = AveragedModel(model, multi_avg_fn=ema_with_warmup(0.9995))
+    """
+    if not 0.0 <= decay <= 1.0 or warmup < 1:
+        raise ValueError(f"decay must be in [0, 1] and warmup >= 1, got {decay}, {warmup}")
+
+    @torch.no_grad()
+    def update(averaged: list[torch.Tensor], current: list[torch.Tensor], n) -> None:
+        n = float(n)  # updates so far (AveragedModel's n_averaged)
+        d = min(decay, (1 + n) / (warmup + n))
+        torch._foreach_lerp_(averaged, current, 1 - d)  # averaged <- d averaged + (1 - d) current
+
+    return update

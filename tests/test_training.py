@@ -12,6 +12,7 @@ matplotlib.use("Agg")
 import pytest  # noqa: E402
 import torch  # noqa: E402
 from matplotlib.animation import FuncAnimation  # noqa: E402
+from torch.optim.swa_utils import AveragedModel  # noqa: E402
 
 import book_utils.training as training  # noqa: E402
 from book_utils import override, retrain_requested  # noqa: E402
@@ -19,7 +20,7 @@ from book_utils.animation import animate_grids  # noqa: E402
 from book_utils.checkpoint import from_pretrained  # noqa: E402
 from book_utils.data import minibatches  # noqa: E402
 from book_utils.losses import GANTrainConfig  # noqa: E402
-from book_utils.training import Run  # noqa: E402
+from book_utils.training import Run, ema_with_warmup  # noqa: E402
 
 # A chapter-style loop on chapter 01's toy GAN: the script that the resume test kills.
 LOOP = textwrap.dedent(
@@ -217,3 +218,24 @@ def test_animate_grids_makes_an_animation():
     assert "<img" in html or "data:image/png" in html
     with pytest.raises(ValueError, match="labels"):
         animate_grids(grids, ["a"])
+
+
+def test_ema_with_warmup_follows_its_decay_rule_by_hand():
+    torch.manual_seed(0)
+    model = torch.nn.Linear(3, 2)
+    ema = AveragedModel(model, multi_avg_fn=ema_with_warmup(0.99, warmup=10))
+    expected = [p.detach().clone() for p in model.parameters()]  # the first update copies
+    ema.update_parameters(model)
+    for n in range(1, 400):
+        with torch.no_grad():
+            for p in model.parameters():
+                p.add_(torch.randn_like(p))
+        ema.update_parameters(model)
+        d = min(0.99, (1 + n) / (10 + n))
+        current = model.parameters()
+        expected = [d * e + (1 - d) * p.detach() for e, p in zip(expected, current, strict=True)]
+    averaged = list(ema.module.parameters())
+    assert all(torch.allclose(a, e, atol=1e-5) for a, e in zip(averaged, expected, strict=True))
+    assert (1 + 1) / (10 + 1) < 0.99 and (1 + 399) / (10 + 399) > 0.97  # it warmed up
+    with pytest.raises(ValueError, match="decay"):
+        ema_with_warmup(1.5)
