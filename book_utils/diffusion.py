@@ -314,15 +314,21 @@ def guided_euler_sample(
 
 @dataclass(frozen=True)
 class DiffusionTrainConfig:
-    num_steps: int = 15_000  # optimiser steps
+    num_steps: int = 30_000  # optimiser steps
     batch_size: int = 128  # images per step
-    lr: float = 2e-4  # Adam's learning rate
-    ema_decay: float = 0.9995  # weight of the past in the running average of the weights
+    lr: float = 2e-4  # Adam's learning rate, after the warm-up
+    warmup_steps: int = 500  # the learning rate rises linearly from 0 over these steps
+    max_grad_norm: float = 1.0  # the gradient's norm is clipped to this
+    ema_decay: float = 0.9995  # weight of the past in the running average, once warmed up
+    min_snr: float = 0.0  # DDPM: min-SNR-gamma weighting of L_simple (0: none)
+    time_sampling: str = "uniform"  # flow: "uniform" or "logit_normal" times
+    label_dropout: float = 0.1  # flow: share of labels replaced by the null label
     seed: int = 0  # seeds the weights, the minibatch order and the noise
 
 
 @dataclass(frozen=True)
 class SamplerEvalConfig:
-    num_eval: int = 10_000  # samples (and test images) per FID
-    eval_steps: tuple[int, ...] = (10, 20, 50, 100, 1000)  # sampler steps to score at the end
-    num_snapshots: int = 8  # sample grids and FIDs recorded during training
+    num_eval: int = 10_000  # samples (and test images) per FID at the end of training
+    num_probe: int = 2_000  # samples (and test images) per FID during training
+    eval_steps: tuple[int, ...] = (10, 20, 50)  # sampler steps scored at the end
+    num_snapshots: int = 16  # sample grids and FIDs recorded during training

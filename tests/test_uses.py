@@ -2,6 +2,7 @@
 baselines, the attribute measurements and directions, the detector, the stand-in rule and
 the table."""
 
+import dataclasses
 import re
 from pathlib import Path
 
@@ -255,6 +256,7 @@ def test_chapter_06_trains_with_its_configs_defaults_in_full_mode():
     cell = re.search(r"```\{code-cell\} ipython3\n(config = UNetConfig\(.*?)```", text, re.S)
     assert cell, "chapter 06's hyperparameter cell not found"
     namespace = {
+        "dataclasses": dataclasses,
         "UNetConfig": UNetConfig,
         "DiffusionTrainConfig": DiffusionTrainConfig,
         "SamplerEvalConfig": SamplerEvalConfig,

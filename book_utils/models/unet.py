@@ -6,7 +6,7 @@ shape: the noise in x_t (DDPM, :class:`DDPMUNet`) or the velocity of the straigh
 from noise to data (flow matching, :class:`FlowUNet`). Both classes are this one network;
 they differ only in how ``sample`` turns its output into images (book_utils/diffusion.py).
 
-Shapes, with c = config.channels and the default ``channel_mult = (1, 2, 2)``:
+Shapes, with c = config.channels, ``channel_mult = (1, 2, 2)`` and ``stem = 1``:
 
     x (B, 1, 28, 28) -> (B, c, 28, 28) -> down (B, 2c, 14, 14) -> down (B, 2c, 7, 7)
                      <- (B, c, 28, 28) <- up   (B, 2c, 14, 14) <- up   (B, 2c, 7, 7)
@@ -48,14 +48,14 @@ from book_utils.models.layers import check_labels, eval_mode
 @dataclass(frozen=True)
 class UNetConfig:
     channels: int = 64  # c: feature maps of the first level
-    channel_mult: tuple[int, ...] = (1, 2, 2)  # widths of the levels, times c
-    stem: int = 1  # pixel-unshuffle factor: 2 works at 14x14 on 4 channels, 1 at 28x28
-    attention: bool = False  # self-attention in the middle of the U (the smallest level)
+    channel_mult: tuple[int, ...] = (1, 2)  # widths of the levels, times c
+    stem: int = 2  # pixel-unshuffle factor: 2 works at 14x14 on 4 channels, 1 at 28x28
+    attention: bool = True  # self-attention in the middle of the U (the smallest level)
     time_dim: int = 128  # size of the time embedding added to every residual block
     dropout: float = 0.1  # dropout inside the residual blocks, during training only
     schedule: str = "cosine"  # DDPM's noise schedule: "cosine" or "linear" (not for flows)
     num_timesteps: int = 1000  # DDPM's T (not used by flows)
-    sample_steps: int = 50  # network evaluations of sample() by default
+    sample_steps: int = 20  # network evaluations of sample() by default
     num_classes: int = 0  # > 0: a class-conditional network (plus one "null" label)
     guidance: float = 0.0  # classifier-free guidance scale w of sample() (conditional only)
 
@@ -200,7 +200,11 @@ class DDPMUNet(UNet):
 
 
 class FlowUNet(UNet):
-    """The U-Net trained to predict the velocity x - z of the path x_t = (1 - t) z + t x."""
+    """The U-Net trained to predict the velocity x - z of the path x_t = (1 - t) z + t x.
+
+    A conditional one (``num_classes > 0``, trained with label dropout) samples with the
+    null label: the unconditional model (chapter 06); :class:`GuidedFlowUNet` samples
+    the same weights with labels and guidance (chapter 08)."""
 
     @eval_mode
     def sample(
