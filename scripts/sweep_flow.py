@@ -12,8 +12,8 @@ null label a tenth of the time, as for the shared network of chapters 06 and 08.
 ``--num-eval`` samples drawn with the null label (unconditional) and ``--eval-steps`` Euler
 steps, against as many test images. CPU time is the process's own (``time.process_time``),
 counting the training steps only; run one thread per process so that it means one core.
-The curves go to ``runs/sweeps/flow/<setting>.json``; ``--plot`` draws them into
-``runs/sweeps/flow/curves.png``.
+The curves go to ``runs/sweeps/flow/<setting>.json`` (and the latest averaged weights to
+``<setting>.pt``); ``--plot`` draws them into ``runs/sweeps/flow/curves.png``.
 """
 
 from __future__ import annotations
@@ -151,6 +151,7 @@ def train(name: str, minutes: float, eval_every: float, num_eval: int, eval_step
             print(f"{name}: step {step}, {cpu:.1f} CPU-min, loss {point[3]:.4f}, FID {fid:.1f}")
             OUT.mkdir(parents=True, exist_ok=True)
             (OUT / f"{name}.json").write_text(json.dumps(curve, indent=1) + "\n")
+            torch.save(ema.module.state_dict(), OUT / f"{name}.pt")  # the latest average
 
 
 def plot(folder: Path = OUT) -> None:
