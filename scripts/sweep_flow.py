@@ -70,6 +70,7 @@ SETTINGS: dict[str, tuple[dict, dict]] = {  # (network fields, recipe fields)
     "stem14_logitnormal": (STEM, {"time_sampling": "logit_normal"}),
     "stem14_w96": ({**STEM, "channels": 96}, {}),
     "stem14_fast": (STEM, {"lr": 5e-4, "warmup_steps": 200, "max_grad_norm": 1.0}),
+    "stem14_lr1e-3": (STEM, {"lr": 1e-3, "warmup_steps": 200, "max_grad_norm": 1.0}),
     "stem14_noemawarmup": (STEM, {"ema_warmup": False}),
     "ddpm_stem14": (STEM, {"objective": "ddpm"}),
     "ddpm_stem14_minsnr5": (STEM, {"objective": "ddpm", "min_snr": 5.0}),
