@@ -75,3 +75,18 @@ def test_fid_record_from_saved_progress_then_from_the_finished_model(
     run.state_path.unlink()
     assert compare.finished(tmp_path)
     assert compare.fid_record(tmp_path) == rows
+
+
+def test_page_times_reads_each_executed_page_from_a_build_log():
+    spec = importlib.util.spec_from_file_location("page_times", ROOT / "scripts" / "page_times.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    log = (
+        "\x1b[01mreading sources... \x1b[39;49;00m[ 10%] chapters/01_minimax\n"
+        "Executing notebook using local CWD [mystnb]\n"
+        "Executed notebook in 21.50 seconds [mystnb]\n"
+        "reading sources... [ 20%] how_to_read\n"
+        "reading sources... [100%] chapters/10_likelihood\n"
+        "Executed notebook in 3.25 seconds [mystnb]\n"
+    )
+    assert module.page_times(log) == {"chapters/01_minimax": 21.5, "chapters/10_likelihood": 3.25}
