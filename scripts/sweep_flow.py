@@ -12,8 +12,9 @@ null label a tenth of the time, as for the shared network of chapters 06 and 08.
 ``--num-eval`` samples drawn with the null label (unconditional) and ``--eval-steps`` Euler
 steps, against as many test images. CPU time is the process's own (``time.process_time``),
 counting the training steps only; run one thread per process so that it means one core.
-The curves go to ``runs/sweeps/flow/<setting>.json`` (and the latest averaged weights to
-``<setting>.pt``); ``--plot`` draws them into ``runs/sweeps/flow/curves.png``.
+The curves go to ``benchmarks/results/sweeps/flow/<setting>.json`` (appendix A plots
+them), the latest averaged weights to ``runs/sweeps/flow/<setting>.pt``; ``--plot``
+draws the curves into ``curves.png`` beside them.
 """
 
 from __future__ import annotations
@@ -43,7 +44,8 @@ from book_utils.diffusion import (  # noqa: E402
 from book_utils.metrics import FidProbe, load_classifier  # noqa: E402
 from book_utils.models.unet import GuidedFlowUNet, UNetConfig  # noqa: E402
 
-OUT = ROOT / "runs" / "sweeps" / "flow"
+OUT = ROOT / "benchmarks" / "results" / "sweeps" / "flow"  # the curves, kept with the book
+WEIGHTS = ROOT / "runs" / "sweeps" / "flow"  # each run's latest averaged weights
 
 
 @dataclasses.dataclass(frozen=True)
@@ -152,7 +154,8 @@ def train(name: str, minutes: float, eval_every: float, num_eval: int, eval_step
             print(f"{name}: step {step}, {cpu:.1f} CPU-min, loss {point[3]:.4f}, FID {fid:.1f}")
             OUT.mkdir(parents=True, exist_ok=True)
             (OUT / f"{name}.json").write_text(json.dumps(curve, indent=1) + "\n")
-            torch.save(ema.module.state_dict(), OUT / f"{name}.pt")  # the latest average
+            WEIGHTS.mkdir(parents=True, exist_ok=True)
+            torch.save(ema.module.state_dict(), WEIGHTS / f"{name}.pt")  # the latest average
 
 
 def plot(folder: Path = OUT) -> None:

@@ -11,7 +11,8 @@ an option), learning rates, Adam's betas, batch size and D updates per G update.
 ``--eval-every`` CPU-minutes of training, the averaged G's FID is measured on
 ``--num-eval`` samples against as many test images. CPU time is the process's own
 (``time.process_time``), counting training steps only; run one thread per process. The
-curves go to ``runs/sweeps/gan/<setting>.json``; ``--plot`` draws ``curves.png`` there.
+curves go to ``benchmarks/results/sweeps/gan/<setting>.json`` (appendix A plots them);
+``--plot`` draws ``curves.png`` there.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from book_utils.metrics import FidProbe, load_classifier  # noqa: E402
 from book_utils.models.dcgan import DCGANConfig, DCGANDiscriminator, DCGANGenerator  # noqa: E402
 from book_utils.models.sngan import SNGANConfig, SNGANDiscriminator, SNGANGenerator  # noqa: E402
 
-OUT = ROOT / "runs" / "sweeps" / "gan"
+OUT = ROOT / "benchmarks" / "results" / "sweeps" / "gan"  # the curves, kept with the book
 
 
 @dataclasses.dataclass(frozen=True)

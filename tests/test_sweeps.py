@@ -48,6 +48,7 @@ def test_every_gan_setting_builds(gan):
 @pytest.mark.parametrize("setting", ["stem14", "ddpm_stem14_minsnr5"])
 def test_a_short_flow_run_writes_its_curve_and_weights(flow, monkeypatch, tmp_path, setting):
     monkeypatch.setattr(flow, "OUT", tmp_path)
+    monkeypatch.setattr(flow, "WEIGHTS", tmp_path)
     flow.train(setting, minutes=0.02, eval_every=0.01, num_eval=200, eval_steps=1)
     curve = json.loads((tmp_path / f"{setting}.json").read_text())
     assert curve["setting"] == setting and len(curve["points"]) >= 1
