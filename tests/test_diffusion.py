@@ -17,6 +17,7 @@ from book_utils.diffusion import (
     ddpm_loss,
     ddpm_sample,
     euler_sample,
+    flow_log_likelihood,
     flow_matching_loss,
     flow_path,
     linear_betas,
@@ -303,3 +304,45 @@ def test_ddpm_loss_is_l_simple_and_min_snr_weights_each_image_by_hand():
     assert torch.allclose(plain, error.mean())
     assert torch.allclose(weighted, (error * (snr.clamp(max=5) / snr).float()).mean())
     assert weighted < plain  # every weight is at most 1, and some are below
+
+
+class LinearField(torch.nn.Module):
+    """v(x, t) = A x: a flow whose density at t = 1 is known in closed form."""
+
+    def __init__(self, a: torch.Tensor) -> None:
+        super().__init__()
+        self.a = torch.nn.Parameter(a)
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        return x @ self.a.T
+
+
+def test_flow_log_likelihood_of_a_linear_field_matches_the_closed_form():
+    torch.manual_seed(0)
+    a = 0.3 * torch.randn(4, 4)
+    model = LinearField(a)
+    x = torch.randn(6, 4)
+    # x(0) = exp(-A) x(1), and log p_1(x) = log N(exp(-A) x; 0, I) - trace(A)
+    z = x @ torch.linalg.matrix_exp(-a).T
+    expected = torch.distributions.Normal(0, 1).log_prob(z).sum(1) - torch.trace(a)
+    exact = flow_log_likelihood(model, x, steps=200, exact_trace=True)
+    assert torch.allclose(exact, expected, atol=1e-3)
+    estimates = torch.stack(
+        [
+            flow_log_likelihood(model, x, steps=20, generator=torch.Generator().manual_seed(s))
+            for s in range(300)
+        ]
+    )  # Hutchinson's estimate: unbiased, so its mean over probes approaches the exact one
+    exact_20 = flow_log_likelihood(model, x, steps=20, exact_trace=True)
+    assert (estimates.mean(0) - exact_20).abs().max() < 4 * estimates.std(0).max() / 300**0.5
+    assert estimates.std(0).max() > 0  # the probes do vary
+
+
+def test_flow_log_likelihood_runs_on_images_with_the_unet():
+    torch.manual_seed(0)
+    model = FlowUNet(TINY_STEM).eval()
+    x = torch.rand(2, 1, 28, 28) * 2 - 1
+    log_p = flow_log_likelihood(model, x, steps=2, generator=torch.Generator().manual_seed(0))
+    assert log_p.shape == (2,) and torch.isfinite(log_p).all()
+    with pytest.raises(ValueError, match="positive whole number"):
+        flow_log_likelihood(model, x, steps=0)
