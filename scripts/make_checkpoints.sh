@@ -21,7 +21,7 @@
 # in book_utils/checkpoints/; scripts/compare_dcgan_configs.py runs such settings in copies.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PYTHON="${PYTHON:-.venv/bin/python}"
+PYTHON="${PYTHON:-$(pwd)/.venv/bin/python}"  # absolute: the chapters run from chapters/
 convert_only=0
 if [ "${1:-}" = --convert-only ]; then convert_only=1; shift; fi
 if [ "$#" -gt 0 ]; then chapters=("$@"); else
