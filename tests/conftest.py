@@ -142,7 +142,10 @@ def site_build(tmp_path_factory) -> SiteBuild:
     command += ["build", str(ROOT), "--config", str(config), "--path-output", str(out)]
     command += ["-W", "-n", "--keep-going"]
     limit = float(os.environ.get("BOOK_SITE_BUILD_TIMEOUT", SITE_BUILD_TIMEOUT))
-    returncode, log, timed_out = run_watching_pages(command, limit)
+    # One thread per chapter kernel (unless $OMP_NUM_THREADS says otherwise): smoke cells
+    # are small, and a multi-threaded kernel beside other CPU work slows many times over.
+    env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
+    returncode, log, timed_out = run_watching_pages(command, limit, env)
     html = out / "_build" / "html"
     return SiteBuild(html, returncode, log, out / "jupyter_cache", timed_out)
 
@@ -152,10 +155,14 @@ SITE_BUILD_TIMEOUT = 3600  # seconds; $BOOK_SITE_BUILD_TIMEOUT changes it
 READING = re.compile(r"reading sources\.\.\. \[\s*\d+%\] (\S+)")
 
 
-def run_watching_pages(command: list[str], limit: float) -> tuple[int, str, str]:
+def run_watching_pages(
+    command: list[str], limit: float, env: dict[str, str] | None = None
+) -> tuple[int, str, str]:
     """Run the build, at most ``limit`` seconds; return its exit code, its log and, if it
     was stopped at the limit, which page it was reading (executing) and for how long."""
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
+    )
     lines: list[str] = []
     page: list[tuple[str, float]] = []  # (page, when its reading began)
 
