@@ -38,6 +38,7 @@ class Record:
 
     steps: int = 0  # training steps taken
     seconds: float = 0.0  # training time, leaving out the time spent on snapshots and scores
+    cpu_seconds: float = 0.0  # the process's CPU time in training, all its threads together
     machine: str = ""  # where it trained, e.g. "NVIDIA H200" or "CPU, 2 threads"
     hyperparameters: dict[str, Any] = field(default_factory=dict)
     history: dict[str, list[float]] = field(default_factory=dict)  # scalars by step ("step")

@@ -132,7 +132,11 @@ class RankZeroRun(Run):
     """A :class:`~book_utils.training.Run` made on every process of a job, written by rank 0
     only: rank 0 restores or starts the saved run first; then the other processes restore
     the same saved state (read only). ``log``, ``snapshot``, ``save`` and ``finish`` do
-    nothing on the other ranks. The processes must share a file system (one machine)."""
+    nothing on the other ranks. The processes must share a file system (one machine).
+    A signal stops the job as it would stop any script (torchrun passes it to every
+    process); the job resumes from its last save."""
+
+    stops_on_signal = False  # one rank alone cannot stop the others at the same step
 
     def __init__(self, *args, **kwargs):  # the arguments of Run
         rank, world_size = rank_and_world_size()

@@ -7,6 +7,10 @@
             run.save(step + 1)  # networks, optimisers, random state and record, atomically
     run.finish(G)  # the model folder book_utils/checkpoints/mlp_gan/
 
+Stopped while it trains (Ctrl-C, or ``kill <pid>``: SIGINT or SIGTERM), a run finishes the
+step under way, saves, and raises ``KeyboardInterrupt``; made again, it resumes from there.
+A second signal stops it at once (from its last save).
+
 Progress goes to ``<data root>/runs/<name>-<hash of the hyperparameters>/state.pt`` (or under
 ``$BOOK_RUNS_DIR``); smoke mode writes everything to a fresh temporary folder instead.
 """
@@ -16,7 +20,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import signal
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -38,6 +44,9 @@ class Run:
     ``root``, if given, holds both the saved progress (``root/runs/``) and the finished model
     folders (``root/<name>/``), in every run mode: for scripts that train outside the book.
     """
+
+    stops_on_signal = True  # save and stop at the end of the step on SIGINT or SIGTERM
+    quiet_after = 60.0  # seconds without a step after which a signal stops at once
 
     def __init__(
         self,
@@ -68,8 +77,11 @@ class Run:
             self._restore()
             print(f"Resuming {name} from step {self.step:,} (saved in {self.state_path}).")
         self._seconds, self._clock, self._paused = self.record.seconds, time.perf_counter(), 0.0
+        self._cpu_seconds, self._cpu_clock = self.record.cpu_seconds, time.process_time()
+        self._cpu_paused = 0.0
         if not self.done and self.step == 0:  # so that a run stopped early restarts clean
             self.save(0)
+        self._stop_signal, self._busy_since, self._handlers = None, time.perf_counter(), {}
 
     def __repr__(self) -> str:
         if self.done and self.folder.parent == CHECKPOINT_DIR:
@@ -81,8 +93,13 @@ class Run:
     def log(self, step: int, values: Mapping[str, torch.Tensor | float]) -> None:
         """Keep the scalars of ``step``; every 25 steps they are checked and their means kept."""
         self._pending.append((step, {k: torch.as_tensor(v).detach() for k, v in values.items()}))
+        self._busy_since = time.perf_counter()
+        if not self._handlers and self.stops_on_signal:  # from the first step on
+            self._catch_stop_signals()
         if len(self._pending) >= 25:
             self._flush()
+        if self._stop_signal is not None:
+            self._stop_here(step + 1)
 
     def _flush(self) -> None:
         pending, self._pending = self._pending, []
@@ -100,6 +117,8 @@ class Run:
             for key, value in {"step": pending[-1][0], **means}.items():
                 self.record.history.setdefault(key, []).append(value)
             self.record.seconds = self._seconds + time.perf_counter() - self._clock - self._paused
+            cpu = time.process_time() - self._cpu_clock - self._cpu_paused
+            self.record.cpu_seconds = self._cpu_seconds + cpu
 
     def snapshot(
         self, step: int, images: Callable[[], torch.Tensor], **scores: Callable[[], float]
@@ -109,14 +128,58 @@ class Run:
         if step in self.record.snapshot_steps:
             return
         self._flush()
-        start = time.perf_counter()
-        self.record.snapshot_steps.append(step)
-        self.record.snapshots.append(images())
-        if scores:
-            measured = {"step": step, "seconds": self.record.seconds}
-            for key, value in {**measured, **{k: score() for k, score in scores.items()}}.items():
-                self.record.scores.setdefault(key, []).append(float(value))
-        self._paused += time.perf_counter() - start
+        start, start_cpu = time.perf_counter(), time.process_time()
+        self._busy_since = float("inf")  # a signal waits for the scores
+        try:
+            self.record.snapshot_steps.append(step)
+            self.record.snapshots.append(images())
+            if scores:
+                measured = {"step": step, "seconds": self.record.seconds}
+                for key, value in {**measured, **{k: f() for k, f in scores.items()}}.items():
+                    self.record.scores.setdefault(key, []).append(float(value))
+        finally:
+            self._paused += time.perf_counter() - start
+            self._cpu_paused += time.process_time() - start_cpu
+            self._busy_since = time.perf_counter()
+        if self._stop_signal is not None:
+            self._stop_here(step)
+
+    def _catch_stop_signals(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return  # Python handles signals in its main thread only
+        for number in (signal.SIGINT, signal.SIGTERM):
+            previous = signal.getsignal(number)
+            if previous is not signal.SIG_IGN and previous is not None:
+                self._handlers[number] = previous
+                signal.signal(number, self._on_signal)
+
+    def _release_signals(self) -> None:
+        for number, previous in self._handlers.items():
+            signal.signal(number, previous)
+        self._handlers = {}
+
+    def _on_signal(self, number: int, frame) -> None:
+        quiet = time.perf_counter() - self._busy_since > self.quiet_after
+        if self._stop_signal is None and not quiet:  # in the loop: stop after this step
+            self._stop_signal = signal.Signals(number).name
+            print(f"\n{self.name}: {self._stop_signal}; saving after this step, then stopping "
+                  "(send it again to stop at once, from the last save).", flush=True)
+            return
+        previous = self._handlers.get(number, signal.SIG_DFL)
+        self._release_signals()  # not training (or asked twice): what the signal did before
+        if callable(previous):
+            previous(number, frame)
+        else:
+            signal.raise_signal(number)
+
+    def _stop_here(self, step: int) -> None:
+        self.save(step)
+        self._release_signals()
+        name, self._stop_signal = self._stop_signal, None
+        raise KeyboardInterrupt(
+            f"{self.name} stopped by {name} and saved at step {step:,} in {self.state_path}; "
+            "run the same code again to resume."
+        )
 
     def save(self, step: int) -> None:
         """Save everything at ``step`` (the next step to run), atomically."""
@@ -141,6 +204,7 @@ class Run:
     def finish(self, model: nn.Module, **more: nn.Module) -> Path:
         """Write ``model`` (and ``more``, each under its own name) as finished model folders
         with the run's record, and drop the saved progress."""
+        self._release_signals()
         self._flush()
         if self.record.history:  # the last step trained, plus one
             self.record.steps = self.step = int(self.record.history["step"][-1]) + 1

@@ -41,11 +41,11 @@ if [ "$convert_only" = 1 ]; then exit 0; fi
 export BOOK_MODE="${BOOK_MODE:-full}" BOOK_RETRAIN="${BOOK_RETRAIN:-1}" MPLBACKEND=Agg PYTHONUNBUFFERED=1
 root="$(pwd)"
 declare -A pids
-# Stopped (Ctrl-C, or a time limit's SIGTERM): interrupt every chapter, which makes each
-# save its progress; running this script again resumes them.
+# Stopped (Ctrl-C, or SIGTERM): stop every chapter with SIGTERM (a background job ignores
+# SIGINT), which makes each save after its current step; running this again resumes them.
 stop() {
     echo "stopping the chapters; each keeps its last save (see Run in book_utils/training.py)"
-    kill -INT "${pids[@]}" 2>/dev/null || true
+    kill -TERM "${pids[@]}" 2>/dev/null || true
     wait || true
     exit 130
 }

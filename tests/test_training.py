@@ -1,6 +1,7 @@
 """Run: a loop written as the chapters write it saves, resumes exactly, and stops on NaN."""
 
 import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -36,6 +37,7 @@ LOOP = textwrap.dedent(
 
     training.CHECKPOINT_DIR = Path(sys.argv[1])  # where the finished model goes
     kill_at = int(os.environ.get("KILL_AT", -1))
+    signals = [int(n) for n in os.environ.get("SIGNALS", "9").split(",")]
     set_seed(0)
     x_train = torch.randn(96, 2)
     config = ToyMLPConfig(hidden_dim=16)
@@ -45,8 +47,9 @@ LOOP = textwrap.dedent(
     print(run, flush=True)
     batches = minibatches(len(x_train), 16, seed=3, start=run.step)
     for step in range(run.step, 40):
-        if step == kill_at:
-            os.kill(os.getpid(), 9)  # as kill -9 would, between two saves
+        if step == kill_at:  # as kill -9 (or kill, or Ctrl-C) would, between two saves
+            for number in signals:
+                os.kill(os.getpid(), number)
         x = x_train[next(batches)]
         z = torch.randn(len(x), 2)
         loss_d = discriminator_loss(D(x), D(G(z).detach()))
@@ -57,6 +60,8 @@ LOOP = textwrap.dedent(
         if (step + 1) % 10 == 0:
             run.save(step + 1)
     run.finish(G)
+    import signal
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL, "finished: handlers released"
     torch.save(G.state_dict(), Path(sys.argv[1]) / "G_float32.pt")
     """
 )
@@ -90,6 +95,37 @@ def test_a_killed_run_resumes_from_its_last_save_and_ends_with_the_same_weights(
     record_b = from_pretrained(tmp_path / "killed" / "toy").record
     assert record_a.history == record_b.history and record_a.steps == record_b.steps == 40
     assert not list((tmp_path / "killed").glob("runs/toy-*/state.pt")), "progress is dropped"
+
+
+@pytest.mark.parametrize("number", [signal.SIGTERM, signal.SIGINT])
+def test_a_stopped_run_saves_after_its_step_and_resumes_with_the_same_weights(tmp_path, number):
+    assert run_loop(tmp_path, "whole").returncode == 0
+    stopped = run_loop(tmp_path, "stopped", KILL_AT="25", SIGNALS=str(int(number)))
+    assert stopped.returncode != 0 and "saved at step 26" in stopped.stderr, stopped.stderr
+    resumed = run_loop(tmp_path, "stopped")
+    assert resumed.returncode == 0, resumed.stderr
+    assert "Resuming toy from step 26" in resumed.stdout
+    a = torch.load(tmp_path / "whole" / "G_float32.pt", weights_only=True)
+    b = torch.load(tmp_path / "stopped" / "G_float32.pt", weights_only=True)
+    assert all(torch.equal(a[key], b[key]) for key in a)
+
+
+def test_a_second_signal_stops_the_run_at_once_from_its_last_save(tmp_path):
+    both = f"{int(signal.SIGTERM)},{int(signal.SIGTERM)}"
+    stopped = run_loop(tmp_path, "twice", KILL_AT="25", SIGNALS=both)
+    assert stopped.returncode == -signal.SIGTERM, stopped.stderr
+    resumed = run_loop(tmp_path, "twice")
+    assert resumed.returncode == 0 and "Resuming toy from step 20" in resumed.stdout
+
+
+def test_a_signal_long_after_the_last_step_is_not_held_back(full_mode, monkeypatch):
+    run, _ = make_run()
+    run.log(0, {"loss": 1.0})
+    assert signal.getsignal(signal.SIGINT) == run._on_signal
+    run._busy_since -= run.quiet_after + 1  # the loop ended (an error) a while ago
+    with pytest.raises(KeyboardInterrupt):
+        signal.raise_signal(signal.SIGINT)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
 def test_minibatches_replay_the_same_order_from_any_step():
