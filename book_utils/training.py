@@ -162,8 +162,11 @@ class Run:
         quiet = time.perf_counter() - self._busy_since > self.quiet_after
         if self._stop_signal is None and not quiet:  # in the loop: stop after this step
             self._stop_signal = signal.Signals(number).name
-            print(f"\n{self.name}: {self._stop_signal}; saving after this step, then stopping "
-                  "(send it again to stop at once, from the last save).", flush=True)
+            print(
+                f"\n{self.name}: {self._stop_signal}; saving after this step, then stopping "
+                "(send it again to stop at once, from the last save).",
+                flush=True,
+            )
             return
         previous = self._handlers.get(number, signal.SIG_DFL)
         self._release_signals()  # not training (or asked twice): what the signal did before
