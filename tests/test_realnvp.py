@@ -130,3 +130,66 @@ def test_checkpoint_scores_its_recorded_bits_per_dim():
     assert figures["test_bpd"] < 8  # better than uniform over the 256 levels
     folder = CHECKPOINT_DIR / "realnvp"
     assert sum(f.stat().st_size for f in folder.iterdir()) < 5_000_000
+
+
+RICH = dataclasses.replace(
+    SMALL, num_scales=2, actnorm=True, full_res_couplings=2, dequantisation="variational"
+)
+
+
+def test_actnorm_starts_from_its_first_minibatch_and_inverts():
+    from book_utils.models.realnvp import ActNorm
+
+    layer = ActNorm(3)
+    x = 5 + 2 * torch.randn(64, 3, 4, 4, generator=torch.Generator().manual_seed(0))
+    y, log_det = layer(x)
+    assert y.mean((0, 2, 3)).abs().max() < 1e-5 and (y.std((0, 2, 3)) - 1).abs().max() < 1e-4
+    assert log_det.shape == (64,) and log_det[0].item() == pytest.approx(
+        -3 * 16 * math.log(2), abs=0.5
+    )
+    with torch.no_grad():
+        again, _ = layer(x + 1)  # initialised once: the second minibatch does not reset it
+    assert torch.allclose(again, y + torch.exp(layer.log_scale), atol=1e-5)
+    assert torch.allclose(layer.inverse(y), x, atol=1e-5)
+    state = layer.state_dict()
+    assert bool(state["initialised"]), "a saved ActNorm is loaded as initialised"
+
+
+def test_the_rich_flow_inverts_and_its_log_det_matches_autograd():
+    flow = perturbed(dataclasses.replace(RICH, image_size=8), 0.1).double()
+    v = torch.rand(2, 1, 8, 8, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    z, _ = flow(v)  # (in training mode: ActNorm sets itself here)
+    assert (flow.inverse(z) - v).abs().max() < 1e-8
+    jacobian = torch.autograd.functional.jacobian(
+        lambda flat: flow(flat.view(1, 1, 8, 8))[0][0], v[:1].flatten()
+    )
+    _, expected = torch.linalg.slogdet(jacobian)
+    assert flow(v[:1])[1].item() == pytest.approx(expected.item(), abs=1e-8)
+
+
+def test_the_variational_dequantiser_is_a_density_on_the_unit_cube():
+    flow = perturbed(dataclasses.replace(RICH, image_size=4), 0.3).double()
+    deq = flow.dequantiser
+    c = torch.rand(1, 1, 4, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    e = torch.randn(1, 1, 4, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
+    u, log_det = deq.transform(e, c)
+    assert 0 < u.min() and u.max() < 1
+    jacobian = torch.autograd.functional.jacobian(
+        lambda flat: deq.transform(flat.view(1, 1, 4, 4), c)[0].flatten(), e.flatten()
+    )
+    assert log_det.item() == pytest.approx(torch.linalg.slogdet(jacobian)[1].item(), abs=1e-8)
+    x = torch.randint(0, 256, (3, 1, 4, 4), dtype=torch.uint8)
+    v, log_q = flow.float().dequantise(x, torch.Generator().manual_seed(0))
+    u = v * 256 - x
+    assert u.min() > -1e-4 and u.max() < 1 + 1e-4, "u stays inside each pixel's bin"
+    assert log_q.shape == (3,) and flow.log_likelihood_bound(x).shape == (3,)
+
+
+def test_uniform_dequantisation_adds_nothing_to_the_bound():
+    flow = perturbed(SMALL)
+    x = torch.randint(0, 256, (2, 1, 28, 28), dtype=torch.uint8)
+    bound = flow.log_likelihood_bound(x, torch.Generator().manual_seed(0))
+    plain = flow.log_prob(dequantise(x, torch.Generator().manual_seed(0)))
+    assert torch.allclose(bound, plain)
+    with pytest.raises(ValueError, match="dequantisation"):
+        RealNVPConfig(dequantisation="learned")

@@ -14,12 +14,22 @@ Every layer here is invertible with a cheap log-determinant:
   triangular, log |det| = sum of (1 - b) s. The mask is a **checkerboard** over the
   positions, or splits the **channels** in half;
 * ``Squeeze``: (C, H, W) -> (4C, H/2, W/2), each 2 x 2 block into four channels (a
-  permutation: log |det| = 0).
+  permutation: log |det| = 0);
+* ``ActNorm`` (Kingma and Dhariwal 2018, Glow), optional before each coupling: a scale and
+  a shift per channel, set from the first minibatch so that its output has zero mean and
+  unit variance per channel, then trained; log |det| = H W sum log |scale|.
 
 The **multiscale** architecture: after each scale but the last, half of the channels leave
 the flow as part of z ("factored out"), and the rest go on to the next scale, so the later
 layers work on fewer dimensions. Images go in as (B, 1, 28, 28) with pixels v in [0, 1]
 (already dequantised: see :func:`dequantise`); z comes out flat, (B, 784).
+
+**Dequantisation.** A density on [0, 1]^D gives the 8-bit image x a probability through
+noise u in [0, 1)^D: log P(x) >= E_q[log p(v) - log q(u | x)] - D log 256 with
+v = (x + u) / 256, for any q. ``dequantisation="uniform"`` takes q = U[0, 1)^D (log q = 0);
+``"variational"`` (Ho et al. 2019, Flow++) learns q(u | x): a small flow of its own,
+couplings on Gaussian noise that see x, squashed into (0, 1) by a sigmoid, trained with the
+model on the same bound. :meth:`RealNVP.log_likelihood_bound` computes the bracket.
 """
 
 from __future__ import annotations
@@ -29,6 +39,7 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from book_utils.models.layers import eval_mode
 
@@ -44,6 +55,19 @@ class RealNVPConfig:
     num_scales: int = 2  # 1: no squeeze at all; 2: 28 -> 14; 3: 28 -> 14 -> 7
     alpha: float = 0.05  # the logit transform's margin a (Dinh et al. use 0.05)
     image_size: int = 28  # side of the square one-channel images (small ones for tests)
+    full_res_couplings: int = 3  # checkerboard couplings before the first squeeze
+    actnorm: bool = False  # an ActNorm before each coupling
+    dequantisation: str = "uniform"  # or "variational": q(u | x) learned (Flow++)
+    dequant_couplings: int = 4  # variational: couplings of q's own flow
+    dequant_hidden: int = 16  # variational: feature maps of their networks
+
+    def __post_init__(self) -> None:
+        if self.dequantisation not in ("uniform", "variational"):
+            raise ValueError(
+                f"dequantisation must be 'uniform' or 'variational', got {self.dequantisation!r}"
+            )
+        if self.full_res_couplings < 1 or self.dequant_couplings < 1:
+            raise ValueError(f"at least one coupling needed, got {self}")
 
 
 # --------------------------------------------------------------------------- layers
@@ -79,6 +103,31 @@ class Squeeze(nn.Module):
         b, c4, h, w = y.shape
         y = y.view(b, c4 // 4, 2, 2, h, w).permute(0, 1, 4, 2, 5, 3)  # (B, C, H/2, 2, W/2, 2)
         return y.reshape(b, c4 // 4, 2 * h, 2 * w)
+
+
+class ActNorm(nn.Module):
+    """y = x exp(log_scale) + shift per channel; the first call in training mode sets both
+    so that y has zero mean and unit variance per channel over that minibatch."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.log_scale = nn.Parameter(torch.zeros(1, channels, 1, 1))
+        self.shift = nn.Parameter(torch.zeros(1, channels, 1, 1))
+        self.register_buffer("initialised", torch.tensor(False))  # saved with the weights
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.training and not self.initialised:
+            with torch.no_grad():
+                mean, std = x.mean((0, 2, 3), keepdim=True), x.std((0, 2, 3), keepdim=True)
+                self.log_scale.copy_(-torch.log(std + 1e-6))
+                self.shift.copy_(-mean * torch.exp(self.log_scale))
+                self.initialised.fill_(True)
+        y = x * torch.exp(self.log_scale) + self.shift
+        log_det = self.log_scale.sum() * x.shape[2] * x.shape[3]
+        return y, log_det.expand(len(x))
+
+    def inverse(self, y: torch.Tensor) -> torch.Tensor:
+        return (y - self.shift) * torch.exp(-self.log_scale)
 
 
 class CouplingNet(nn.Module):
@@ -119,10 +168,19 @@ class AffineCoupling(nn.Module):
     """y = b x + (1 - b)(x exp(s(b x)) + t(b x)); log |det dy/dx| = sum (1 - b) s.
 
     ``kind`` "checkerboard": b is a checkerboard over the positions (``parity`` 0 or 1);
-    "channel": b keeps the first half of the channels (``parity`` 1: the second half)."""
+    "channel": b keeps the first half of the channels (``parity`` 1: the second half).
+    With ``condition_channels`` > 0, s and t also see a condition c (B, that many, S, S)
+    passed to ``forward`` and ``inverse``: s(b x, c), t(b x, c)."""
 
     def __init__(
-        self, kind: str, channels: int, size: int, parity: int, hidden: int, num_blocks: int
+        self,
+        kind: str,
+        channels: int,
+        size: int,
+        parity: int,
+        hidden: int,
+        num_blocks: int,
+        condition_channels: int = 0,
     ):
         super().__init__()
         if kind == "checkerboard":
@@ -134,19 +192,51 @@ class AffineCoupling(nn.Module):
         else:
             raise ValueError(f"kind must be 'checkerboard' or 'channel', got {kind!r}")
         self.register_buffer("mask", mask, persistent=False)  # fixed: not in the weights
-        self.net = CouplingNet(channels, channels, hidden, num_blocks)
+        self.net = CouplingNet(channels + condition_channels, channels, hidden, num_blocks)
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        b = self.mask
-        s, t = self.net(b * x)
-        s, t = (1 - b) * s, (1 - b) * t  # the kept pixels: s = t = 0, y = x
+    def _s_t(self, kept: torch.Tensor, c: torch.Tensor | None) -> tuple[torch.Tensor, ...]:
+        s, t = self.net(kept if c is None else torch.cat([kept, c], 1))
+        return (1 - self.mask) * s, (1 - self.mask) * t  # the kept pixels: s = t = 0
+
+    def forward(
+        self, x: torch.Tensor, c: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        s, t = self._s_t(self.mask * x, c)
         return x * torch.exp(s) + t, s.flatten(1).sum(1)
 
-    def inverse(self, y: torch.Tensor) -> torch.Tensor:
-        b = self.mask
-        s, t = self.net(b * y)  # b y = b x: the kept pixels are known
-        s, t = (1 - b) * s, (1 - b) * t
+    def inverse(self, y: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
+        s, t = self._s_t(self.mask * y, c)  # b y = b x: the kept pixels are known
         return (y - t) * torch.exp(-s)
+
+
+class VariationalDequantiser(nn.Module):
+    """q(u | x) for 8-bit images x (B, 1, S, S): Gaussian noise e through checkerboard
+    couplings that see x, then u = sigmoid(e'). Returns u in (0, 1) and log q(u | x) (B,)."""
+
+    def __init__(self, size: int, num_couplings: int, hidden: int) -> None:
+        super().__init__()
+        self.couplings = nn.ModuleList(
+            AffineCoupling("checkerboard", 1, size, i % 2, hidden, 1, condition_channels=1)
+            for i in range(num_couplings)
+        )
+
+    def forward(
+        self, x: torch.Tensor, generator: torch.Generator | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        c = x.float() / 127.5 - 1  # the condition, in [-1, 1]
+        e = torch.randn(x.shape, generator=generator).to(c.device)
+        u, log_det = self.transform(e, c)
+        return u, -0.5 * (e.pow(2) + LOG_2PI).flatten(1).sum(1) - log_det  # log q(u | x)
+
+    def transform(self, e: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """u = g(e; c) in (0, 1) and log |det du/de| (B,)."""
+        log_det = e.new_zeros(len(e))
+        for coupling in self.couplings:
+            e, ld = coupling(e, c)
+            log_det = log_det + ld
+        # u = sigmoid(e): du/de = u (1 - u), and log u (1 - u) = logsigmoid(e) + logsigmoid(-e)
+        log_det = log_det + (F.logsigmoid(e) + F.logsigmoid(-e)).flatten(1).sum(1)
+        return torch.sigmoid(e), log_det
 
 
 # --------------------------------------------------------------------------- the flow
@@ -167,20 +257,32 @@ class RealNVP(nn.Module):
         h, n = config.hidden, config.num_blocks
         self.scales = nn.ModuleList()
         channels = 1
+
+        def couplings(kind: str, count: int) -> list[nn.Module]:
+            layers = []
+            for i in range(count):
+                layers += [ActNorm(channels)] if config.actnorm else []
+                layers.append(AffineCoupling(kind, channels, size, i % 2, h, n))
+            return layers
+
         for scale in range(scales):
             if scale == scales - 1:  # the last scale: four checkerboard couplings
-                layers = [
-                    AffineCoupling("checkerboard", channels, size, i % 2, h, n) for i in range(4)
-                ]
-            else:  # 3 checkerboard, squeeze, 3 channel couplings; then half leaves
-                layers = [
-                    AffineCoupling("checkerboard", channels, size, i % 2, h, n) for i in range(3)
-                ]
+                layers = couplings("checkerboard", 4)
+            else:  # checkerboard couplings, squeeze, 3 channel couplings; then half leaves
+                count = config.full_res_couplings if scale == 0 else 3
+                layers = couplings("checkerboard", count)
                 channels, size = 4 * channels, size // 2
                 layers.append(Squeeze())
-                layers += [AffineCoupling("channel", channels, size, i % 2, h, n) for i in range(3)]
+                layers += couplings("channel", 3)
                 channels //= 2  # the other half is factored out
             self.scales.append(nn.ModuleList(layers))
+        self.dequantiser = (
+            VariationalDequantiser(
+                config.image_size, config.dequant_couplings, config.dequant_hidden
+            )
+            if config.dequantisation == "variational"
+            else None
+        )
 
     def forward(self, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """z = f(v) (B, S*S) and log |det df/dv| (B,) for images v (B, 1, S, S) in [0, 1]."""
@@ -224,6 +326,26 @@ class RealNVP(nn.Module):
         z, log_det = self(v)
         return -0.5 * (z.pow(2) + LOG_2PI).sum(1) + log_det
 
+    def dequantise(
+        self, x: torch.Tensor, generator: torch.Generator | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Bytes x (B, 1, S, S) uint8 -> v = (x + u) / 256 with u ~ q(u | x), and
+        log q(u | x) (B,): zero for uniform noise, the dequantiser's for variational."""
+        if self.dequantiser is None:
+            return dequantise(x, generator), torch.zeros(len(x), device=x.device)
+        if x.dtype != torch.uint8:
+            raise TypeError(f"dequantise expects uint8 pixel bytes, got {x.dtype}")
+        u, log_q = self.dequantiser(x, generator)
+        return (x.float() + u) / 256, log_q
+
+    def log_likelihood_bound(
+        self, x: torch.Tensor, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        """log p(v) - log q(u | x) for one draw of u, in nats (B,): its mean over u,
+        minus D log 256, bounds log P(x) from below (``bits_per_dim`` does the rest)."""
+        v, log_q = self.dequantise(x, generator)
+        return self.log_prob(v) - log_q
+
     @eval_mode
     def sample(
         self, n: int, generator: torch.Generator | None = None, temperature: float = 1.0
@@ -246,7 +368,8 @@ def dequantise(x: torch.Tensor, generator: torch.Generator | None = None) -> tor
 
 
 def bits_per_dim(log_prob_v: torch.Tensor, num_dims: int = NUM_PIXELS) -> torch.Tensor:
-    """The dequantised bound in bits per dimension, from log p(v) of v = (x + u) / 256:
+    """The dequantised bound in bits per dimension, from log p(v) of v = (x + u) / 256
+    (uniform u; for a learned q pass ``log_likelihood_bound``, log p(v) - log q(u | x)):
 
     -log P(x) <= E_u[-log p(v)] + D ln 256 (nats), divided by D ln 2 (D = ``num_dims``)."""
     return (-log_prob_v + num_dims * math.log(256)) / (num_dims * math.log(2))
