@@ -158,24 +158,32 @@ def train(name: str, minutes: float, eval_every: float, num_eval: int, eval_step
             torch.save(ema.module.state_dict(), WEIGHTS / f"{name}.pt")  # the latest average
 
 
-def plot(folder: Path = OUT) -> None:
-    """Every curve in ``folder`` (FID against CPU-minutes) in one figure, curves.png."""
+def plot(
+    folder: Path = OUT,
+    prefix: str = "",
+    ylabel: str = "FID (as recorded: samples, steps)",
+    log: bool = True,
+) -> None:
+    """Every curve in ``folder`` whose name starts with ``prefix`` (the last value of each
+    point against CPU-minutes) in one figure, ``<prefix>curves.png``."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(8, 5))
-    for path in sorted(folder.glob("*.json")):
+    for path in sorted(folder.glob(f"{prefix}*.json")):
         curve = json.loads(path.read_text())
         minutes = [p[1] for p in curve["points"]]
         ax.plot(minutes, [p[4] for p in curve["points"]], marker="o", label=curve["setting"])
     ax.set_xlabel("CPU-minutes of training (one thread)")
-    ax.set_ylabel("FID (as recorded: samples, steps)")
-    ax.set_yscale("log")
+    ax.set_ylabel(ylabel)
+    if log:
+        ax.set_yscale("log")
     ax.legend()
-    fig.savefig(folder / "curves.png", dpi=100, bbox_inches="tight")
-    print(f"wrote {folder / 'curves.png'}")
+    name = f"{prefix}_curves.png" if prefix else "curves.png"
+    fig.savefig(folder / name, dpi=100, bbox_inches="tight")
+    print(f"wrote {folder / name}")
 
 
 def main() -> None:

@@ -64,3 +64,28 @@ def test_a_short_gan_run_writes_its_curve(gan, monkeypatch, tmp_path):
     gan.train("sngan_w32_ndis2", minutes=0.02, eval_every=0.01, num_eval=200)
     curve = json.loads((tmp_path / "sngan_w32_ndis2.json").read_text())
     assert len(curve["points"]) >= 1 and curve["points"][-1][4] > 0
+
+
+@pytest.fixture(scope="module")
+def likelihood():
+    return load("sweep_likelihood")
+
+
+def test_every_likelihood_setting_builds(likelihood):
+    for name in likelihood.SETTINGS:
+        assert sum(p.numel() for p in likelihood.build(name).parameters()) > 0
+
+
+@pytest.mark.parametrize("setting", ["pixelcnn_c32_l10_k5", "realnvp_h64_b2_vardeq"])
+def test_a_short_likelihood_run_writes_its_curve(likelihood, monkeypatch, tmp_path, setting):
+    monkeypatch.setattr(likelihood, "OUT", tmp_path)
+    likelihood.train(setting, minutes=0.02, eval_every=0.01, num_eval=20)
+    curve = json.loads((tmp_path / f"{setting}.json").read_text())
+    step, cpu, wall, loss, nll = curve["points"][-1]
+    assert step >= 1 and cpu >= 0.01 and wall > 0
+    if setting.startswith("pixelcnn"):  # nats per image; a coin per pixel: 543
+        assert curve["unit"] == "nats" and 50 < nll < 600
+    else:  # bits per dimension; 8 for uniform bytes
+        assert curve["unit"] == "bits/dim" and 0.5 < nll < 9
+    likelihood.plot(tmp_path, prefix=setting.split("_")[0], log=False)
+    assert (tmp_path / f"{setting.split('_')[0]}_curves.png").exists()
