@@ -121,3 +121,23 @@ def test_cached_sampling_draws_the_same_images_as_the_plain_sampler():
             v_rows = model._vertical_features(x, row)
             row_logits = model._row_logits(x[:, :, row : row + 1], v_rows)
             assert torch.allclose(row_logits[:, :, 0], model(x)[:, :, row], atol=1e-5)
+
+
+@pytest.mark.parametrize("k", [3, 5])
+@pytest.mark.parametrize("include", [False, True])
+def test_cropped_convolutions_equal_the_masked_ones(k, include):
+    from book_utils.models.pixelcnn import MaskedConv2d, horizontal_conv, vertical_conv
+
+    x = torch.randn(2, 3, 9, 9, generator=torch.Generator().manual_seed(0))
+    for mask, cropped in [
+        (vertical_mask(k, include), vertical_conv(3, 4, k, include)),
+        (horizontal_mask(k, include), horizontal_conv(3, 4, k, include)),
+    ]:
+        masked = MaskedConv2d(3, 4, mask)
+        rows, cols = cropped.weight.shape[2:]
+        assert mask[:rows, :cols].all() and mask.sum() == rows * cols, "the mask's rectangle"
+        with torch.no_grad():
+            masked.weight.zero_()
+            masked.weight[:, :, :rows, :cols] = cropped.weight
+            masked.bias.copy_(cropped.bias)
+            assert torch.allclose(cropped(x), masked(x), atol=1e-6)

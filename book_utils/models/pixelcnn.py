@@ -21,6 +21,11 @@ never reach it. The gated PixelCNN removes it with two stacks:
 After the first layer both stacks may include their centre: the features there already
 depend only on earlier pixels. Each layer is gated, tanh(a) * sigmoid(b), and the
 horizontal stack is residual. Images go in as (B, 1, 28, 28) with pixels in {0, 1}.
+
+Both stacks' masks keep a rectangle of the kernel (rows at the top, columns at the left),
+so the gated layers store only that rectangle (:class:`CroppedConv2d`) and pad the input
+so that it lines up: the same function as the masked k x k kernel, without multiplying
+the zeros (about 40% fewer multiplications for k = 5).
 """
 
 from __future__ import annotations
@@ -70,14 +75,42 @@ def horizontal_mask(k: int, include_centre: bool) -> torch.Tensor:
     return mask
 
 
+class CroppedConv2d(nn.Conv2d):
+    """A masked convolution whose mask keeps a rectangle of the kernel, stored as that
+    rectangle alone. ``pad`` (left, right, top, bottom) pads the input with zeros (a
+    negative amount crops it) so that each output keeps its position."""
+
+    def __init__(
+        self, in_channels: int, out_channels: int, kernel: tuple[int, int], pad: tuple[int, ...]
+    ) -> None:
+        super().__init__(in_channels, out_channels, kernel)  # no padding of its own
+        self.pad = pad
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(F.pad(x, self.pad))
+
+
+def vertical_conv(in_channels: int, out_channels: int, k: int, include_centre_row: bool):
+    """``vertical_mask(k, include_centre_row)``'s convolution: its top rows only."""
+    rows = k // 2 + int(include_centre_row)
+    pad = (k // 2, k // 2, k // 2, rows - k // 2 - 1)  # output (i, j) sees rows i - k//2 ..
+    return CroppedConv2d(in_channels, out_channels, (rows, k), pad)
+
+
+def horizontal_conv(in_channels: int, out_channels: int, k: int, include_centre: bool):
+    """``horizontal_mask(k, include_centre)``'s convolution: its left columns only."""
+    cols = k // 2 + int(include_centre)
+    return CroppedConv2d(in_channels, out_channels, (1, cols), (k // 2, cols - k // 2 - 1, 0, 0))
+
+
 class GatedLayer(nn.Module):
     """One layer of both stacks: v' = gate(V * v), h' = h + 1x1(gate(H * h + 1x1(V * v)))."""
 
     def __init__(self, in_channels: int, channels: int, k: int, first: bool) -> None:
         super().__init__()
         self.first = first  # the first layer masks the centre and has no residual
-        self.vertical = MaskedConv2d(in_channels, 2 * channels, vertical_mask(k, not first))
-        self.horizontal = MaskedConv2d(in_channels, 2 * channels, horizontal_mask(k, not first))
+        self.vertical = vertical_conv(in_channels, 2 * channels, k, not first)
+        self.horizontal = horizontal_conv(in_channels, 2 * channels, k, not first)
         self.v_to_h = nn.Conv2d(2 * channels, 2 * channels, 1)
         self.h_out = nn.Conv2d(channels, channels, 1)
 
