@@ -8,11 +8,12 @@ compare chapter 03's DCGAN recipe with chapter 07's on this machine for the same
 A setting is a network (chapter 03's DCGAN, or chapter 07's SN-GAN at some width) and a
 recipe: the loss (chapter 03's ``gan_step`` or chapter 07's ``hinge_gan_step``, with R1 as
 an option), learning rates, Adam's betas, batch size and D updates per G update. Every
-``--eval-every`` CPU-minutes of training, the averaged G's FID is measured on
-``--num-eval`` samples against as many test images. CPU time is the process's own
-(``time.process_time``), counting training steps only; run one thread per process. The
-curves go to ``benchmarks/results/sweeps/gan/<setting>.json`` (appendix A plots them);
-``--plot`` draws ``curves.png`` there.
+``--eval-every`` CPU-minutes of training, the FID of the averaged G (its decay warmed
+up, ``ema_with_warmup``, so that a short run's average is not its random start) and of
+the G being trained are measured on ``--num-eval`` samples against as many test images.
+CPU time is the process's own (``time.process_time``), counting training steps only; run
+one thread per process. The curves go to ``benchmarks/results/sweeps/gan/<setting>.json``
+(appendix A plots them); ``--plot`` draws ``curves.png`` there.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import time
 from pathlib import Path
 
 import torch
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+from torch.optim.swa_utils import AveragedModel
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -38,6 +39,7 @@ from book_utils.gan_step import gan_step, hinge_gan_step  # noqa: E402
 from book_utils.metrics import FidProbe, load_classifier  # noqa: E402
 from book_utils.models.dcgan import DCGANConfig, DCGANDiscriminator, DCGANGenerator  # noqa: E402
 from book_utils.models.sngan import SNGANConfig, SNGANDiscriminator, SNGANGenerator  # noqa: E402
+from book_utils.training import ema_with_warmup  # noqa: E402
 
 OUT = ROOT / "benchmarks" / "results" / "sweeps" / "gan"  # the curves, kept with the book
 
@@ -89,12 +91,12 @@ def train(name: str, minutes: float, eval_every: float, num_eval: int) -> None:
     G, D, z_dim = networks(recipe)
     opt_g = torch.optim.Adam(G.parameters(), lr=recipe.lr_g, betas=recipe.betas)
     opt_d = torch.optim.Adam(D.parameters(), lr=recipe.lr_d, betas=recipe.betas)
-    G_ema = AveragedModel(G, multi_avg_fn=get_ema_multi_avg_fn(recipe.ema_decay), use_buffers=True)
+    G_ema = AveragedModel(G, multi_avg_fn=ema_with_warmup(recipe.ema_decay), use_buffers=True)
     batches = minibatches(len(x_train), recipe.batch_size, recipe.seed)
     curve = {"setting": name, "recipe": dataclasses.asdict(recipe), "num_eval": num_eval}
     curve |= {"floor": probe.floor, "threads": torch.get_num_threads()}
     curve |= {"parameters": [sum(p.numel() for p in net.parameters()) for net in (G, D)]}
-    curve["points"] = []  # (step, cpu_minutes, wall_minutes, mean loss_d, fid)
+    curve["points"] = []  # (step, cpu_minutes, wall_minutes, mean loss_d, fid, raw G's fid)
     cpu = wall = 0.0
     step, losses, next_eval = 0, [], eval_every
     while cpu < minutes:
@@ -117,11 +119,14 @@ def train(name: str, minutes: float, eval_every: float, num_eval: int) -> None:
         wall += (time.perf_counter() - start_wall) / 60
         if cpu >= next_eval or cpu >= minutes:
             next_eval += eval_every
-            fid = probe(G_ema.module.eval())
-            point = (step, cpu, wall, sum(losses) / len(losses), fid)
+            fid, fid_raw = probe(G_ema.module.eval()), probe(G.eval())
+            point = (step, cpu, wall, sum(losses) / len(losses), fid, fid_raw)
             curve["points"].append(point)
             losses = []
-            print(f"{name}: step {step}, {cpu:.1f} CPU-min, loss_d {point[3]:.3f}, FID {fid:.1f}")
+            print(
+                f"{name}: step {step}, {cpu:.1f} CPU-min, loss_d {point[3]:.3f}, "
+                f"FID {fid:.1f} (raw G {fid_raw:.1f})"
+            )
             OUT.mkdir(parents=True, exist_ok=True)
             (OUT / f"{name}.json").write_text(json.dumps(curve, indent=1) + "\n")
 
