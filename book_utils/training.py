@@ -234,6 +234,10 @@ def ema_with_warmup(decay: float, warmup: float = 10.0) -> Callable:
     def update(averaged: list[torch.Tensor], current: list[torch.Tensor], n) -> None:
         n = float(n)  # updates so far (AveragedModel's n_averaged)
         d = min(decay, (1 + n) / (warmup + n))
-        torch._foreach_lerp_(averaged, current, 1 - d)  # averaged <- d averaged + (1 - d) current
+        floats = [i for i, a in enumerate(averaged) if a.is_floating_point()]
+        if floats:  # averaged <- d averaged + (1 - d) current
+            torch._foreach_lerp_([averaged[i] for i in floats], [current[i] for i in floats], 1 - d)
+        for i in set(range(len(averaged))) - set(floats):  # counters (batch norm's): copied
+            averaged[i].copy_(current[i])
 
     return update

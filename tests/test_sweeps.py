@@ -61,9 +61,11 @@ def test_a_short_flow_run_writes_its_curve_and_weights(flow, monkeypatch, tmp_pa
 
 def test_a_short_gan_run_writes_its_curve(gan, monkeypatch, tmp_path):
     monkeypatch.setattr(gan, "OUT", tmp_path)
-    gan.train("sngan_w32_ndis2", minutes=0.02, eval_every=0.01, num_eval=200)
+    gan.train("sngan_w32_ndis2", minutes=0.05, eval_every=0.02, num_eval=200)
     curve = json.loads((tmp_path / "sngan_w32_ndis2.json").read_text())
-    assert len(curve["points"]) >= 1 and curve["points"][-1][4] > 0
+    step, cpu, wall, loss_d, fid, fid_raw = curve["points"][-1]
+    assert step >= 2, "the average of G is updated, not only started"
+    assert cpu >= 0.05 and fid > curve["floor"] and fid_raw > curve["floor"]
 
 
 @pytest.fixture(scope="module")
@@ -89,3 +91,4 @@ def test_a_short_likelihood_run_writes_its_curve(likelihood, monkeypatch, tmp_pa
         assert curve["unit"] == "bits/dim" and 0.5 < nll < 9
     likelihood.plot(tmp_path, prefix=setting.split("_")[0], log=False)
     assert (tmp_path / f"{setting.split('_')[0]}_curves.png").exists()
+

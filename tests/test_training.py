@@ -275,3 +275,16 @@ def test_ema_with_warmup_follows_its_decay_rule_by_hand():
     assert (1 + 1) / (10 + 1) < 0.99 and (1 + 399) / (10 + 399) > 0.97  # it warmed up
     with pytest.raises(ValueError, match="decay"):
         ema_with_warmup(1.5)
+
+
+def test_ema_with_warmup_averages_batch_norm_statistics_and_copies_its_counter():
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.BatchNorm1d(4))
+    ema = AveragedModel(model, multi_avg_fn=ema_with_warmup(0.9), use_buffers=True)
+    for _ in range(5):
+        model(torch.randn(8, 3))  # updates the running statistics and the counter
+        ema.update_parameters(model)
+    norm, averaged = model[1], ema.module[1]
+    assert averaged.num_batches_tracked.item() == norm.num_batches_tracked.item() == 5
+    assert averaged.running_mean.abs().sum() > 0
+    assert not torch.equal(averaged.running_mean, norm.running_mean), "averaged, not copied"
