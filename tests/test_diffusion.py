@@ -20,6 +20,7 @@ from book_utils.diffusion import (
     flow_log_likelihood,
     flow_matching_loss,
     flow_path,
+    heun_sample,
     linear_betas,
     sample_times,
 )
@@ -346,3 +347,32 @@ def test_flow_log_likelihood_runs_on_images_with_the_unet():
     assert log_p.shape == (2,) and torch.isfinite(log_p).all()
     with pytest.raises(ValueError, match="positive whole number"):
         flow_log_likelihood(model, x, steps=0)
+
+
+def test_heun_is_second_order_where_euler_is_first():
+    # v(x, t) = a (1 + t) x: x(1) = x(0) exp(1.5 a), a field that changes with t too
+    a = -1.5  # shrinks the noise, so that no sample is clipped to [-1, 1]
+    anchor = torch.nn.Linear(1, 1)  # where the samplers look for the device
+
+    class Field(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.anchor = anchor
+
+        def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+            return a * (1 + t.view(-1, 1, 1, 1)) * x
+
+    start = torch.randn(4, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    exact = start * math.exp(1.5 * a)  # the samplers draw the same start from seed 0
+
+    def error(sampler, evaluations: int) -> float:
+        out = sampler(Field(), 4, evaluations, torch.Generator().manual_seed(0))
+        return (out - exact).abs().max().item()
+
+    euler = [error(euler_sample, k) for k in (20, 40)]  # network calls
+    heun = [error(heun_sample, k) for k in (20, 40)]
+    assert heun[0] < euler[0] / 3 and heun[1] < euler[1] / 6  # at as many network calls
+    assert euler[0] / euler[1] == pytest.approx(2, rel=0.15)  # first order: error ~ h
+    assert heun[0] / heun[1] == pytest.approx(4, rel=0.15)  # second order: error ~ h^2
+    with pytest.raises(ValueError, match="even"):
+        heun_sample(Field(), 1, 5)

@@ -91,4 +91,3 @@ def test_a_short_likelihood_run_writes_its_curve(likelihood, monkeypatch, tmp_pa
         assert curve["unit"] == "bits/dim" and 0.5 < nll < 9
     likelihood.plot(tmp_path, prefix=setting.split("_")[0], log=False)
     assert (tmp_path / f"{setting.split('_')[0]}_curves.png").exists()
-
