@@ -13,7 +13,8 @@ up, ``ema_with_warmup``, so that a short run's average is not its random start) 
 the G being trained are measured on ``--num-eval`` samples against as many test images.
 CPU time is the process's own (``time.process_time``), counting training steps only; run
 one thread per process. The curves go to ``benchmarks/results/sweeps/gan/<setting>.json``
-(appendix A plots them); ``--plot`` draws ``curves.png`` there.
+(appendix A plots them), the latest G and averaged G to ``runs/sweeps/gan/<setting>.pt``;
+``--plot`` draws ``curves.png`` beside the curves.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from book_utils.models.sngan import SNGANConfig, SNGANDiscriminator, SNGANGenera
 from book_utils.training import ema_with_warmup  # noqa: E402
 
 OUT = ROOT / "benchmarks" / "results" / "sweeps" / "gan"  # the curves, kept with the book
+WEIGHTS = ROOT / "runs" / "sweeps" / "gan"  # each run's latest G and averaged G
 
 
 @dataclasses.dataclass(frozen=True)
@@ -129,6 +131,9 @@ def train(name: str, minutes: float, eval_every: float, num_eval: int) -> None:
             )
             OUT.mkdir(parents=True, exist_ok=True)
             (OUT / f"{name}.json").write_text(json.dumps(curve, indent=1) + "\n")
+            WEIGHTS.mkdir(parents=True, exist_ok=True)
+            weights = {"G": G.state_dict(), "G_ema": G_ema.module.state_dict()}
+            torch.save(weights, WEIGHTS / f"{name}.pt")
 
 
 def main() -> None:
