@@ -64,7 +64,7 @@ def step_seconds(model: PixelCNN, x: torch.Tensor, steps: int) -> float:
     return (time.perf_counter() - start) / steps
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--channels", type=int, default=64)
     parser.add_argument("--layers", type=int, default=10)
@@ -74,7 +74,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--samples", type=int, default=100, help="images drawn, cached")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     torch.manual_seed(0)
     config = PixelCNNConfig(args.channels, args.layers, args.kernel)
     cropped = PixelCNN(config)

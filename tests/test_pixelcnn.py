@@ -141,3 +141,22 @@ def test_cropped_convolutions_equal_the_masked_ones(k, include):
             masked.weight[:, :, :rows, :cols] = cropped.weight
             masked.bias.copy_(cropped.bias)
             assert torch.allclose(cropped(x), masked(x), atol=1e-6)
+
+
+def test_the_pixelcnn_benchmark_compares_equal_networks_and_writes_json(tmp_path, capsys):
+    import importlib.util
+    import json
+    import sys
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "benchmarks" / "bench_pixelcnn.py"
+    spec = importlib.util.spec_from_file_location("bench_pixelcnn", path)
+    bench = sys.modules["bench_pixelcnn"] = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    out = tmp_path / "pixelcnn.json"
+    argv = ["--channels=4", "--layers=1", "--kernel=5", "--batch=4", "--steps=1"]
+    bench.main([*argv, "--rounds=1", "--samples=2", f"--json={out}"])
+    figures = json.loads(out.read_text())
+    assert set(figures["seconds_per_step"]) == {"cropped", "masked"}
+    assert figures["sampling_images_per_s"] > 0 and figures["config"]["kernel_size"] == 5
+    assert "same logits" in capsys.readouterr().out
