@@ -70,6 +70,8 @@ SETTINGS: dict[str, dict] = {
     "sngan_w32": {"width": 32},
     "sngan_w32_ndis2": {"width": 32, "n_dis": 2},
     "sngan_w32_lr2e-4": {"width": 32, "lr_g": 2e-4, "lr_d": 2e-4},
+    "sngan_w32_b05": {"width": 32, "lr_g": 2e-4, "lr_d": 2e-4, "betas": (0.5, 0.999)},
+    "sngan_w64_b05": {"lr_g": 2e-4, "lr_d": 2e-4, "betas": (0.5, 0.999)},
     "r1_w32": {"width": 32, "spectral_norm": False, "r1_gamma": 0.1},
     "sngan_w32_r1": {"width": 32, "r1_gamma": 0.1},
 }
