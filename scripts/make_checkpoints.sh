@@ -58,8 +58,13 @@ for chapter in "${chapters[@]}"; do
 done
 failed=0
 for chapter in "${chapters[@]}"; do
-    if wait "${pids[$chapter]}"; then
+    status=0
+    wait "${pids[$chapter]}" || status=$?
+    if [ "$status" = 0 ]; then
         echo "$chapter: done"
+    elif grep -q "saved at step" "runs/logs/$chapter.log"; then  # stopped by a signal
+        echo "$chapter: stopped; its progress is saved, run this again to resume"
+        failed=1
     else
         echo "$chapter: FAILED, see runs/logs/$chapter.log"
         failed=1
