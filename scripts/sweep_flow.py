@@ -24,10 +24,11 @@ import dataclasses
 import json
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
-from torch.optim.swa_utils import AveragedModel
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -43,6 +44,7 @@ from book_utils.diffusion import (  # noqa: E402
 )
 from book_utils.metrics import FidProbe, load_classifier  # noqa: E402
 from book_utils.models.unet import GuidedFlowUNet, UNetConfig  # noqa: E402
+from book_utils.training import ema_with_warmup  # noqa: E402
 
 OUT = ROOT / "benchmarks" / "results" / "sweeps" / "flow"  # the curves, kept with the book
 WEIGHTS = ROOT / "runs" / "sweeps" / "flow"  # each run's latest averaged weights
@@ -106,13 +108,11 @@ def train(name: str, minutes: float, eval_every: float, num_eval: int, eval_step
     model = GuidedFlowUNet(config)
     schedule = NoiseSchedule.named("cosine", 1000)
 
-    def average(avg: torch.Tensor, new: torch.Tensor, n: torch.Tensor) -> torch.Tensor:
-        decay = recipe.ema_decay
-        if recipe.ema_warmup:
-            decay = min(decay, (1 + n) / (10 + n))
-        return decay * avg + (1 - decay) * new
-
-    ema = AveragedModel(model, avg_fn=average)
+    if recipe.ema_warmup:  # decay min(ema_decay, (1 + n) / (10 + n)) at update n
+        average = ema_with_warmup(recipe.ema_decay)
+    else:
+        average = get_ema_multi_avg_fn(recipe.ema_decay)
+    ema = AveragedModel(model, multi_avg_fn=average)
     opt = torch.optim.Adam(model.parameters(), lr=recipe.lr)
     warmup = max(recipe.warmup_steps, 1)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: min(1.0, (step + 1) / warmup))
@@ -121,11 +121,8 @@ def train(name: str, minutes: float, eval_every: float, num_eval: int, eval_step
     curve |= {"recipe": dataclasses.asdict(recipe), "num_eval": num_eval}
     curve |= {"eval_steps": eval_steps, "floor": probe.floor, "threads": torch.get_num_threads()}
     curve |= {"parameters": sum(p.numel() for p in model.parameters())}
-    curve["points"] = []  # (step, cpu_minutes, wall_minutes, mean loss, fid)
-    cpu = wall = 0.0
-    step, losses, next_eval = 0, [], eval_every
-    while cpu < minutes:
-        start_cpu, start_wall = time.process_time(), time.perf_counter()
+
+    def step() -> float:
         model.train()
         i = next(batches)
         if recipe.objective == "ddpm":  # unconditional: no labels
@@ -141,21 +138,50 @@ def train(name: str, minutes: float, eval_every: float, num_eval: int, eval_step
         opt.step()
         sched.step()
         ema.update_parameters(model)
-        losses.append(loss.item())
-        step += 1
+        return loss.item()
+
+    def evaluate() -> dict[str, float]:
+        fid = probe(Unconditional(ema.module.eval(), eval_steps, recipe.objective))
+        WEIGHTS.mkdir(parents=True, exist_ok=True)
+        torch.save(ema.module.state_dict(), WEIGHTS / f"{name}.pt")  # the latest average
+        return {"FID": fid}
+
+    run_curve(name, curve, OUT, minutes, eval_every, step, evaluate)  # points: (..., fid)
+
+
+def run_curve(
+    name: str,
+    curve: dict,
+    out: Path,
+    minutes: float,
+    eval_every: float,
+    step: Callable[[], float],
+    evaluate: Callable[[], dict[str, float]],
+) -> None:
+    """The sweeps' loop: call ``step()`` (one training step; it returns its loss) until
+    ``minutes`` CPU-minutes of steps have passed. Every ``eval_every`` CPU-minutes, and at
+    the end, append (steps, CPU-minutes, wall-minutes, mean loss since the last point,
+    *evaluate().values()) to ``curve["points"]``, print it and write the curve to
+    ``out/<name>.json``. CPU time is the process's own, counting the steps only."""
+    curve["points"] = []
+    cpu = wall = 0.0
+    steps, losses, next_eval = 0, [], eval_every
+    while cpu < minutes:
+        start_cpu, start_wall = time.process_time(), time.perf_counter()
+        losses.append(step())
+        steps += 1
         cpu += (time.process_time() - start_cpu) / 60
         wall += (time.perf_counter() - start_wall) / 60
         if cpu >= next_eval or cpu >= minutes:
             next_eval += eval_every
-            fid = probe(Unconditional(ema.module.eval(), eval_steps, recipe.objective))
-            point = (step, cpu, wall, sum(losses) / len(losses), fid)
+            values = evaluate()
+            point = (steps, cpu, wall, sum(losses) / len(losses), *values.values())
             curve["points"].append(point)
             losses = []
-            print(f"{name}: step {step}, {cpu:.1f} CPU-min, loss {point[3]:.4f}, FID {fid:.1f}")
-            OUT.mkdir(parents=True, exist_ok=True)
-            (OUT / f"{name}.json").write_text(json.dumps(curve, indent=1) + "\n")
-            WEIGHTS.mkdir(parents=True, exist_ok=True)
-            torch.save(ema.module.state_dict(), WEIGHTS / f"{name}.pt")  # the latest average
+            shown = ", ".join(f"{key} {value:.3f}" for key, value in values.items())
+            print(f"{name}: step {steps}, {cpu:.1f} CPU-min, loss {point[3]:.4f}, {shown}")
+            out.mkdir(parents=True, exist_ok=True)
+            (out / f"{name}.json").write_text(json.dumps(curve, indent=1) + "\n")
 
 
 def plot(

@@ -21,9 +21,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -32,7 +30,7 @@ from torch.optim.swa_utils import AveragedModel
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from sweep_flow import plot  # noqa: E402
+from sweep_flow import plot, run_curve  # noqa: E402
 
 from book_utils import set_seed  # noqa: E402
 from book_utils.data import load_mnist, minibatches, to_signed_unit  # noqa: E402
@@ -100,11 +98,8 @@ def train(name: str, minutes: float, eval_every: float, num_eval: int) -> None:
     curve = {"setting": name, "recipe": dataclasses.asdict(recipe), "num_eval": num_eval}
     curve |= {"floor": probe.floor, "threads": torch.get_num_threads()}
     curve |= {"parameters": [sum(p.numel() for p in net.parameters()) for net in (G, D)]}
-    curve["points"] = []  # (step, cpu_minutes, wall_minutes, mean loss_d, fid, raw G's fid)
-    cpu = wall = 0.0
-    step, losses, next_eval = 0, [], eval_every
-    while cpu < minutes:
-        start_cpu, start_wall = time.process_time(), time.perf_counter()
+
+    def step() -> float:
         G.train()
         D.train()
         for _ in range(recipe.n_dis - 1):  # the extra D updates, each on a fresh minibatch
@@ -117,25 +112,17 @@ def train(name: str, minutes: float, eval_every: float, num_eval: int) -> None:
         else:
             logs = hinge_gan_step(x, z, G, D, opt_g, opt_d, r1_gamma=recipe.r1_gamma)
         G_ema.update_parameters(G)
-        losses.append(logs["loss_d"].item())
-        step += 1
-        cpu += (time.process_time() - start_cpu) / 60
-        wall += (time.perf_counter() - start_wall) / 60
-        if cpu >= next_eval or cpu >= minutes:
-            next_eval += eval_every
-            fid, fid_raw = probe(G_ema.module.eval()), probe(G.eval())
-            point = (step, cpu, wall, sum(losses) / len(losses), fid, fid_raw)
-            curve["points"].append(point)
-            losses = []
-            print(
-                f"{name}: step {step}, {cpu:.1f} CPU-min, loss_d {point[3]:.3f}, "
-                f"FID {fid:.1f} (raw G {fid_raw:.1f})"
-            )
-            OUT.mkdir(parents=True, exist_ok=True)
-            (OUT / f"{name}.json").write_text(json.dumps(curve, indent=1) + "\n")
-            WEIGHTS.mkdir(parents=True, exist_ok=True)
-            weights = {"G": G.state_dict(), "G_ema": G_ema.module.state_dict()}
-            torch.save(weights, WEIGHTS / f"{name}.pt")
+        return logs["loss_d"].item()
+
+    def evaluate() -> dict[str, float]:
+        fid, fid_raw = probe(G_ema.module.eval()), probe(G.eval())
+        WEIGHTS.mkdir(parents=True, exist_ok=True)
+        weights = {"G": G.state_dict(), "G_ema": G_ema.module.state_dict()}
+        torch.save(weights, WEIGHTS / f"{name}.pt")
+        return {"FID": fid, "raw G's FID": fid_raw}
+
+    # points: (step, CPU-minutes, wall-minutes, mean loss_d, fid, raw G's fid)
+    run_curve(name, curve, OUT, minutes, eval_every, step, evaluate)
 
 
 def main() -> None:

@@ -22,10 +22,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import math
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -33,7 +31,7 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from sweep_flow import plot  # noqa: E402
+from sweep_flow import plot, run_curve  # noqa: E402
 
 from book_utils import set_seed  # noqa: E402
 from book_utils.data import binarize, load_mnist, minibatches, to_unit  # noqa: E402
@@ -101,32 +99,25 @@ def train(name: str, minutes: float, eval_every: float, num_eval: int) -> None:
     curve = {"setting": name, "config": dataclasses.asdict(model.config), "lr": lr}
     curve |= {"unit": unit, "num_eval": num_eval, "threads": torch.get_num_threads()}
     curve |= {"parameters": sum(p.numel() for p in model.parameters())}
-    curve["points"] = []  # (step, cpu_minutes, wall_minutes, mean training loss, test NLL)
-    cpu = wall = 0.0
-    step, losses, next_eval = 0, [], eval_every
-    while cpu < minutes:
-        start_cpu, start_wall = time.process_time(), time.perf_counter()
+    steps = 0
+
+    def step() -> float:
+        nonlocal steps
         model.train()
         loss = loss_fn(model, x_bytes[next(batches)])
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 100.0)
         opt.step()
-        losses.append(loss.item())
-        step += 1
-        cpu += (time.process_time() - start_cpu) / 60
-        wall += (time.perf_counter() - start_wall) / 60
-        if not math.isfinite(losses[-1]):
-            raise FloatingPointError(f"{name}: the loss is {losses[-1]} at step {step}")
-        if cpu >= next_eval or cpu >= minutes:
-            next_eval += eval_every
-            nll = test_nll(model, x_test)
-            point = (step, cpu, wall, sum(losses) / len(losses), nll)
-            curve["points"].append(point)
-            losses = []
-            print(f"{name}: step {step}, {cpu:.1f} CPU-min, loss {point[3]:.3f}, test {nll:.3f}")
-            OUT.mkdir(parents=True, exist_ok=True)
-            (OUT / f"{name}.json").write_text(json.dumps(curve, indent=1) + "\n")
+        steps += 1
+        if not math.isfinite(loss.item()):
+            raise FloatingPointError(f"{name}: the loss is {loss.item()} at step {steps}")
+        return loss.item()
+
+    # points: (step, CPU-minutes, wall-minutes, mean training loss, test NLL)
+    run_curve(
+        name, curve, OUT, minutes, eval_every, step, lambda: {"test": test_nll(model, x_test)}
+    )
 
 
 def main() -> None:
