@@ -234,10 +234,12 @@ def ema_with_warmup(decay: float, warmup: float = 10.0) -> Callable:
     def update(averaged: list[torch.Tensor], current: list[torch.Tensor], n) -> None:
         n = float(n)  # updates so far (AveragedModel's n_averaged)
         d = min(decay, (1 + n) / (warmup + n))
-        floats = [i for i, a in enumerate(averaged) if a.is_floating_point()]
+        pairs = list(zip(averaged, current, strict=True))
+        floats = [(a, c) for a, c in pairs if a.is_floating_point()]
         if floats:  # averaged <- d averaged + (1 - d) current
-            torch._foreach_lerp_([averaged[i] for i in floats], [current[i] for i in floats], 1 - d)
-        for i in set(range(len(averaged))) - set(floats):  # counters (batch norm's): copied
-            averaged[i].copy_(current[i])
+            torch._foreach_lerp_([a for a, _ in floats], [c for _, c in floats], 1 - d)
+        for a, c in pairs:
+            if not a.is_floating_point():  # counters (batch norm's): copied
+                a.copy_(c)
 
     return update

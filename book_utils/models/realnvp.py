@@ -70,6 +70,11 @@ class RealNVPConfig:
             raise ValueError(f"at least one coupling needed, got {self}")
 
 
+def standard_normal_log_density(z: torch.Tensor) -> torch.Tensor:
+    """log N(z; 0, I) per example (B,), summed over all the other dimensions."""
+    return -0.5 * (z.pow(2) + LOG_2PI).flatten(1).sum(1)
+
+
 # --------------------------------------------------------------------------- layers
 class LogitTransform(nn.Module):
     """v in (0, 1) -> y = logit(a + (1 - 2a) v): the flow works on an unbounded space."""
@@ -226,7 +231,7 @@ class VariationalDequantiser(nn.Module):
         c = x.float() / 127.5 - 1  # the condition, in [-1, 1]
         e = torch.randn(x.shape, generator=generator).to(c.device)
         u, log_det = self.transform(e, c)
-        return u, -0.5 * (e.pow(2) + LOG_2PI).flatten(1).sum(1) - log_det  # log q(u | x)
+        return u, standard_normal_log_density(e) - log_det  # log q(u | x)
 
     def transform(self, e: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """u = g(e; c) in (0, 1) and log |det du/de| (B,)."""
@@ -324,7 +329,7 @@ class RealNVP(nn.Module):
     def log_prob(self, v: torch.Tensor) -> torch.Tensor:
         """log p(v) in nats, one per image: log N(f(v); 0, I) + log |det df/dv|, (B,)."""
         z, log_det = self(v)
-        return -0.5 * (z.pow(2) + LOG_2PI).sum(1) + log_det
+        return standard_normal_log_density(z) + log_det
 
     def dequantise(
         self, x: torch.Tensor, generator: torch.Generator | None = None
