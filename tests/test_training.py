@@ -5,6 +5,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import matplotlib
 
@@ -80,34 +81,46 @@ def run_loop(tmp_path, name: str, **env: str) -> subprocess.CompletedProcess:
     )
 
 
-def test_a_killed_run_resumes_from_its_last_save_and_ends_with_the_same_weights(tmp_path):
-    whole = run_loop(tmp_path, "whole")
-    assert whole.returncode == 0, whole.stderr
+@pytest.fixture(scope="module")
+def whole(tmp_path_factory) -> Path:
+    """The folder of a run of LOOP that was never stopped: its model and final weights."""
+    root = tmp_path_factory.mktemp("loop")
+    done = run_loop(root, "whole")
+    assert done.returncode == 0, done.stderr
+    return root / "whole"
+
+
+def final_weights(folder: Path) -> dict[str, torch.Tensor]:
+    return torch.load(folder / "G_float32.pt", weights_only=True)
+
+
+def same_weights(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
+    return all(torch.equal(a[key], b[key]) for key in a)
+
+
+def test_a_killed_run_resumes_from_its_last_save_and_ends_with_the_same_weights(tmp_path, whole):
     killed = run_loop(tmp_path, "killed", KILL_AT="25")
     assert killed.returncode == -9, killed.stderr
     resumed = run_loop(tmp_path, "killed")
     assert resumed.returncode == 0, resumed.stderr
     assert "Resuming toy from step 20" in resumed.stdout
-    a = torch.load(tmp_path / "whole" / "G_float32.pt", weights_only=True)
-    b = torch.load(tmp_path / "killed" / "G_float32.pt", weights_only=True)
-    assert all(torch.equal(a[key], b[key]) for key in a)
-    record_a = from_pretrained(tmp_path / "whole" / "toy").record
+    assert same_weights(final_weights(whole), final_weights(tmp_path / "killed"))
+    record_a = from_pretrained(whole / "toy").record
     record_b = from_pretrained(tmp_path / "killed" / "toy").record
     assert record_a.history == record_b.history and record_a.steps == record_b.steps == 40
     assert not list((tmp_path / "killed").glob("runs/toy-*/state.pt")), "progress is dropped"
 
 
 @pytest.mark.parametrize("number", [signal.SIGTERM, signal.SIGINT])
-def test_a_stopped_run_saves_after_its_step_and_resumes_with_the_same_weights(tmp_path, number):
-    assert run_loop(tmp_path, "whole").returncode == 0
+def test_a_stopped_run_saves_after_its_step_and_resumes_with_the_same_weights(
+    tmp_path, whole, number
+):
     stopped = run_loop(tmp_path, "stopped", KILL_AT="25", SIGNALS=str(int(number)))
     assert stopped.returncode != 0 and "saved at step 26" in stopped.stderr, stopped.stderr
     resumed = run_loop(tmp_path, "stopped")
     assert resumed.returncode == 0, resumed.stderr
     assert "Resuming toy from step 26" in resumed.stdout
-    a = torch.load(tmp_path / "whole" / "G_float32.pt", weights_only=True)
-    b = torch.load(tmp_path / "stopped" / "G_float32.pt", weights_only=True)
-    assert all(torch.equal(a[key], b[key]) for key in a)
+    assert same_weights(final_weights(whole), final_weights(tmp_path / "stopped"))
 
 
 def test_a_second_signal_stops_the_run_at_once_from_its_last_save(tmp_path):
