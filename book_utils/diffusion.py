@@ -17,6 +17,7 @@ to the network's device, so one seed gives the same noise on every device.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -151,12 +152,44 @@ def ddpm_sample(
     return x
 
 
-def ddim_timesteps(num_timesteps: int, steps: int) -> list[int]:
-    """``steps`` times T = tau_S > ... > tau_1 >= 1, evenly spaced, then 0."""
+def _is_grid(steps: object) -> bool:
+    """A sampler's ``steps`` is a count, or a grid of times (a list, tuple or 1-D tensor)."""
+    return isinstance(steps, Sequence) or (torch.is_tensor(steps) and steps.dim() == 1)
+
+
+def ddim_timesteps(num_timesteps: int, steps: int | Sequence[int]) -> list[int]:
+    """``steps`` times T = tau_S > ... > tau_1 >= 1, evenly spaced, then 0; or, given a
+    sequence, those times themselves, checked: whole numbers, decreasing, the first at most
+    T and the last 0."""
+    if _is_grid(steps):
+        taus = [int(tau) for tau in steps]
+        if len(taus) < 2 or taus[-1] != 0 or taus[0] > num_timesteps or taus != list(steps):
+            raise ValueError(
+                f"a grid of times must be whole numbers from at most T = {num_timesteps} "
+                f"down to 0, got {list(steps)}"
+            )
+        if any(a <= b for a, b in zip(taus[:-1], taus[1:], strict=True)):
+            raise ValueError(f"a grid of times must decrease, got {taus}")
+        return taus
     if not 1 <= steps <= num_timesteps:
         raise ValueError(f"steps must be between 1 and T = {num_timesteps}, got {steps}")
     taus = torch.linspace(num_timesteps, 0, steps + 1).round().long().tolist()
     return taus  # e.g. T = 1000, 4 steps: [1000, 750, 500, 250, 0]
+
+
+def flow_times(steps: int | Sequence[float]) -> list[float]:
+    """The flow samplers' grid: ``steps`` + 1 evenly spaced times 0, 1/steps, ..., 1; or,
+    given a sequence, those times themselves, checked: increasing, in [0, 1], ending at 1."""
+    if not _is_grid(steps):
+        if int(steps) != steps or steps < 1:
+            raise ValueError(f"steps must be a positive whole number, got {steps}")
+        return [i / int(steps) for i in range(int(steps) + 1)]
+    times = [float(t) for t in steps]
+    if len(times) < 2 or times[0] < 0 or times[-1] != 1:
+        raise ValueError(f"a grid of times must run from t >= 0 to 1, got {times}")
+    if any(a >= b for a, b in zip(times[:-1], times[1:], strict=True)):
+        raise ValueError(f"a grid of times must increase, got {times}")
+    return times
 
 
 @torch.no_grad()
@@ -164,7 +197,7 @@ def ddim_sample(
     model: torch.nn.Module,
     schedule: NoiseSchedule,
     n: int,
-    steps: int,
+    steps: int | Sequence[int],
     generator: torch.Generator | None = None,
     eta: float = 0.0,
     trajectory: list[torch.Tensor] | None = None,
@@ -175,10 +208,12 @@ def ddim_sample(
         sigma = eta sqrt((1 - abar_prev) / (1 - abar_t)) sqrt(1 - abar_t / abar_prev).
 
     eta = 0 is deterministic; eta = 1 with all T steps is DDPM's ancestral sampler. x0_hat
-    is clipped to [-1, 1] and eps_hat recomputed from it. Appends each x to ``trajectory``."""
+    is clipped to [-1, 1] and eps_hat recomputed from it. Appends each x to ``trajectory``.
+    ``steps`` may also be the grid of times itself (:func:`ddim_timesteps`); pure noise
+    then stands for x at its first time, even if that is below T."""
     device, T = _device(model), schedule.num_timesteps
     taus = ddim_timesteps(T, steps)
-    x = _noise((n, 1, 28, 28), generator, device)  # x_T
+    x = _noise((n, 1, 28, 28), generator, device)  # x_T (or x at the grid's first time)
     for now, prev in zip(taus[:-1], taus[1:], strict=True):
         t = torch.full((n,), now)
         eps_hat = model(x, t.to(device) / T)  # (n, 1, 28, 28)
@@ -257,20 +292,22 @@ def flow_matching_loss(
 def euler_sample(
     model: torch.nn.Module,
     n: int,
-    steps: int,
+    steps: int | Sequence[float],
     generator: torch.Generator | None = None,
     trajectory: list[torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """Solve dx/dt = v(x, t) from t = 0 (x ~ N(0, I)) to t = 1 with ``steps`` Euler steps
-    x <- x + v(x, t) / steps; the result is clipped to [-1, 1]. Appends each x to
-    ``trajectory``."""
-    if int(steps) != steps or steps < 1:
-        raise ValueError(f"steps must be a positive whole number, got {steps}")
-    device = _device(model)
+    x <- x + v(x, t) / steps; the result is clipped to [-1, 1]. ``steps`` may also be the
+    grid of times itself (:func:`flow_times`), each step then as long as its interval.
+    Appends each x to ``trajectory``."""
+    device, times = _device(model), flow_times(steps)
     x = _noise((n, 1, 28, 28), generator, device)  # x_0, pure noise
-    for i in range(steps):
-        t = torch.full((n,), i / steps, device=device)
-        x = x + model(x, t) / steps  # x_{t + 1/steps}
+    for now, later in zip(times[:-1], times[1:], strict=True):
+        t = torch.full((n,), now, device=device)
+        if not _is_grid(steps):
+            x = x + model(x, t) / steps  # x_{t + 1/steps}
+        else:
+            x = x + (later - now) * model(x, t)  # x at the grid's next time
         if trajectory is not None:
             trajectory.append(x.cpu())
     return x.clamp(-1, 1)

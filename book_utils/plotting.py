@@ -7,8 +7,10 @@ a ``ValueError`` that says which shape was expected.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -345,3 +347,42 @@ def plot_sample_strip(
         fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+# ---------------------------------------------------------------------------
+# Sweeps: a score against CPU-minutes, one curve per setting
+# ---------------------------------------------------------------------------
+
+
+def load_sweep(folder: str | Path, prefix: str = "") -> dict[str, dict]:
+    """The curves a sweep wrote to ``folder`` (one ``<setting>.json`` each) whose names
+    start with ``prefix``, by name, in alphabetical order."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder} is not a folder of sweep curves")
+    return {p.stem: json.loads(p.read_text()) for p in sorted(folder.glob(f"{prefix}*.json"))}
+
+
+def plot_sweep(
+    curves: Mapping[str, Mapping],
+    ylabel: str,
+    column: int = 4,
+    log: bool = True,
+    ax: Axes | None = None,
+) -> Axes:
+    """One line per curve of a sweep (``scripts/sweep_*.py``): the score in column
+    ``column`` of each point (step, CPU-minutes, wall-minutes, mean loss, score, ...)
+    against its CPU-minutes, labelled by the curve's name."""
+    ax = _new_ax(ax, figsize=(8.0, 4.5))
+    for name, curve in curves.items():
+        points = curve.get("points")
+        if not points or len(points[0]) <= column:
+            raise ValueError(f"curve {name!r} has no points with a column {column}")
+        minutes = [point[1] for point in points]
+        ax.plot(minutes, [point[column] for point in points], marker="o", label=name)
+    ax.set_xlabel("CPU-minutes of training (one thread)")
+    ax.set_ylabel(ylabel)
+    if log:
+        ax.set_yscale("log")
+    ax.legend(fontsize=8)
+    return ax

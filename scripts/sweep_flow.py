@@ -190,25 +190,17 @@ def plot(
     ylabel: str = "FID (as recorded: samples, steps)",
     log: bool = True,
 ) -> None:
-    """Every curve in ``folder`` whose name starts with ``prefix`` (the last value of each
-    point against CPU-minutes) in one figure, ``<prefix>curves.png``."""
+    """Every curve in ``folder`` whose name starts with ``prefix`` in one figure (its
+    score against CPU-minutes), ``<prefix>_curves.png`` (or ``curves.png``)."""
     import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(8, 5))
-    for path in sorted(folder.glob(f"{prefix}*.json")):
-        curve = json.loads(path.read_text())
-        minutes = [p[1] for p in curve["points"]]
-        ax.plot(minutes, [p[4] for p in curve["points"]], marker="o", label=curve["setting"])
-    ax.set_xlabel("CPU-minutes of training (one thread)")
-    ax.set_ylabel(ylabel)
-    if log:
-        ax.set_yscale("log")
-    ax.legend()
+    from book_utils.plotting import load_sweep, plot_sweep
+
+    ax = plot_sweep(load_sweep(folder, prefix), ylabel, log=log)
     name = f"{prefix}_curves.png" if prefix else "curves.png"
-    fig.savefig(folder / name, dpi=100, bbox_inches="tight")
+    ax.figure.savefig(folder / name, dpi=100, bbox_inches="tight")
     print(f"wrote {folder / name}")
 
 

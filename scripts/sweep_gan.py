@@ -49,6 +49,7 @@ class Recipe:
     network: str = "sngan"  # "sngan" (chapter 07) or "dcgan" (chapter 03)
     width: int = 64  # SN-GAN's width (DCGAN: chapter 03's 128 channels)
     spectral_norm: bool = True  # SN-GAN's D
+    pooling: str = "sum"  # SN-GAN's D: "sum" or "mean" over the 7 x 7 positions
     loss: str = "hinge"  # "hinge" (hinge_gan_step) or "logistic" (chapter 03's gan_step)
     r1_gamma: float = 0.0  # hinge only: gamma of R1 on the real images
     n_dis: int = 1  # D updates per G update (hinge only)
@@ -72,6 +73,9 @@ SETTINGS: dict[str, dict] = {
     "sngan_w64_b05": {"lr_g": 2e-4, "lr_d": 2e-4, "betas": (0.5, 0.999)},
     "r1_w32": {"width": 32, "spectral_norm": False, "r1_gamma": 0.1},
     "sngan_w32_r1": {"width": 32, "r1_gamma": 0.1},
+    "sngan_w32_mean": {"width": 32, "pooling": "mean"},
+    # the recipe of chapter 07's first CPU models (width 16), at width 32
+    "sngan_w32_standin": {"width": 32, "lr_g": 2e-4, "batch_size": 64},
 }
 
 
@@ -80,7 +84,9 @@ def networks(recipe: Recipe) -> tuple[torch.nn.Module, torch.nn.Module, int]:
     if recipe.network == "dcgan":
         config = DCGANConfig()
         return DCGANGenerator(config), DCGANDiscriminator(config), config.latent_dim
-    config = SNGANConfig(z_dim=64, width=recipe.width, spectral_norm=recipe.spectral_norm)
+    config = SNGANConfig(
+        z_dim=64, width=recipe.width, spectral_norm=recipe.spectral_norm, pooling=recipe.pooling
+    )
     return SNGANGenerator(config), SNGANDiscriminator(config), config.z_dim
 
 

@@ -20,6 +20,7 @@ from book_utils.diffusion import (
     flow_log_likelihood,
     flow_matching_loss,
     flow_path,
+    flow_times,
     heun_sample,
     linear_betas,
     sample_times,
@@ -229,6 +230,61 @@ def test_ddim_timesteps():
     assert ddim_timesteps(10, 10) == list(range(10, -1, -1))
     with pytest.raises(ValueError, match="between 1 and T"):
         ddim_timesteps(10, 11)
+    assert ddim_timesteps(10, [9, 4, 0]) == [9, 4, 0]  # a grid of times, as given
+    for bad in ([11, 5, 0], [9, 4, 1], [4, 9, 0], [9, 9, 0], [9.5, 4, 0], [0]):
+        with pytest.raises(ValueError, match="grid of times"):
+            ddim_timesteps(10, bad)
+
+
+def test_flow_times():
+    assert flow_times(4) == [0.0, 0.25, 0.5, 0.75, 1.0]
+    assert flow_times([0.1, 0.5, 1.0]) == [0.1, 0.5, 1.0]
+    for bad in ([0.5, 0.2, 1.0], [-0.1, 1.0], [0.0, 0.9], [1.0]):
+        with pytest.raises(ValueError, match="grid of times"):
+            flow_times(bad)
+    with pytest.raises(ValueError, match="positive whole number"):
+        flow_times(0)
+
+
+def test_the_samplers_on_a_grid_of_times():
+    """The evenly spaced grid given as a list samples the same images as its count; an
+    Euler step of a constant field moves x by the field times the interval; DDIM on a grid
+    that starts below T starts its pure noise there."""
+    flow, ddpm = FlowUNet(TINY).eval(), DDPMUNet(TINY).eval()
+    schedule = ddpm.schedule()
+
+    def seeded():
+        return torch.Generator().manual_seed(0)
+
+    by_count = euler_sample(flow, 2, 4, seeded())
+    by_grid = euler_sample(flow, 2, [0.0, 0.25, 0.5, 0.75, 1.0], seeded())
+    assert torch.allclose(by_count, by_grid, atol=1e-6)
+    assert torch.equal(
+        ddim_sample(ddpm, schedule, 2, 5, seeded()),
+        ddim_sample(ddpm, schedule, 2, ddim_timesteps(50, 5), seeded()),
+    )
+
+    class Constant(torch.nn.Module):  # v(x, t) = 0.5 everywhere
+        def __init__(self):
+            super().__init__()
+            self.anchor = torch.nn.Parameter(torch.zeros(()))
+
+        def forward(self, x, t):
+            return torch.full_like(x, 0.5)
+
+    start = torch.randn((2, 1, 28, 28), generator=seeded())
+    moved = euler_sample(Constant(), 2, [0.2, 0.3, 1.0], seeded())
+    assert torch.allclose(moved, (start + 0.5 * 0.8).clamp(-1, 1), atol=1e-6)
+
+    calls = []
+
+    class Recorder(DDPMUNet):
+        def forward(self, x, t):
+            calls.append(round(t[0].item() * 50))
+            return super().forward(x, t)
+
+    ddim_sample(Recorder(TINY).eval(), schedule, 2, [30, 12, 0], seeded())
+    assert calls == [30, 12]  # the network is asked at the grid's times, never at T
 
 
 @pytest.mark.parametrize("config", [TINY, TINY_STEM], ids=["28x28", "stem"])

@@ -14,12 +14,14 @@ from torchvision.utils import make_grid  # noqa: E402
 
 from book_utils.plotting import (  # noqa: E402
     images_to_unit_range,
+    load_sweep,
     moving_average,
     plot_decision_surface_2d,
     plot_density_1d,
     plot_losses,
     plot_sample_strip,
     plot_samples_2d,
+    plot_sweep,
     show_images,
 )
 
@@ -175,3 +177,26 @@ def test_plot_sample_strip_rejects_mismatch():
         plot_sample_strip([torch.randn(5, 2)], ["a", "b"])
     with pytest.raises(ValueError, match="empty"):
         plot_sample_strip([], [])
+
+
+# --- sweeps ----------------------------------------------------------------------------------
+
+
+def test_load_and_plot_sweep(tmp_path):
+    import json
+
+    for name, scores in [("a_fast", [300.0, 100.0]), ("a_slow", [400.0, 200.0]), ("b", [1.0])]:
+        points = [[10 * (i + 1), 5.0 * (i + 1), 6.0, 0.5, s] for i, s in enumerate(scores)]
+        (tmp_path / f"{name}.json").write_text(json.dumps({"points": points}))
+    curves = load_sweep(tmp_path, prefix="a_")
+    assert list(curves) == ["a_fast", "a_slow"]
+    ax = plot_sweep(curves, "FID")
+    lines = ax.get_lines()
+    assert [line.get_label() for line in lines] == ["a_fast", "a_slow"]
+    assert list(lines[1].get_xdata()) == [5.0, 10.0]
+    assert list(lines[1].get_ydata()) == [400.0, 200.0]
+    assert ax.get_yscale() == "log" and ax.get_ylabel() == "FID"
+    with pytest.raises(ValueError, match="column 6"):
+        plot_sweep(curves, "FID", column=6)
+    with pytest.raises(FileNotFoundError, match="not a folder"):
+        load_sweep(tmp_path / "missing")

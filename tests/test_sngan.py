@@ -56,6 +56,17 @@ def test_bad_input_gives_clear_errors():
         SNGANConfig(num_classes=-1)
     with pytest.raises(ValueError, match="width"):
         SNGANConfig(width=0)
+    with pytest.raises(ValueError, match="pooling"):
+        SNGANConfig(pooling="max")
+
+
+def test_mean_pooling_is_the_sum_over_the_49_positions_divided_by_49():
+    _, D_sum = build(SMALL)
+    _, D_mean = build(SNGANConfig(z_dim=8, width=4, pooling="mean"))
+    D_mean.load_state_dict(D_sum.state_dict())  # same weights, other pooling
+    x = torch.rand(3, 1, 28, 28) * 2 - 1
+    D_sum.eval(), D_mean.eval()
+    assert torch.allclose(D_mean.features(x) * 49, D_sum.features(x), atol=1e-5)
 
 
 @pytest.mark.parametrize("config", [SMALL, COND])

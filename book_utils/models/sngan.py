@@ -4,13 +4,14 @@ G is a DCGAN-sized convolutional generator: z -> 7x7 -> 14x14 -> 28x28, batch no
 ReLU on its hidden maps, tanh on its output (pixels in [-1, 1], as in chapter 03), with a
 3x3 convolution after each upsampling. D has no batch norm (a critic must score each image
 on its own, which the gradient penalty and the R1 penalty assume): strided convolutions,
-LeakyReLU(0.1), then global sum pooling to a feature vector phi(x) and one linear output.
-With ``spectral_norm=True`` every weight of D is divided by its largest singular value
-(Miyato et al. 2018), estimated by one power iteration per forward pass in training mode.
-That bounds each dense layer's Lipschitz constant by 1, but not D's: a convolution's kernel
-is normalised as a reshaped matrix, which bounds the convolution only up to a factor of
-about k/s (k x k kernel, stride s), and the sum over the 7 x 7 positions before the output
-has norm 7. D is Lipschitz with some constant, not 1 (chapter 07 measures it).
+LeakyReLU(0.1), then global sum pooling (or mean pooling, ``pooling="mean"``) to a
+feature vector phi(x) and one linear output. With ``spectral_norm=True`` every weight of D
+is divided by its largest singular value (Miyato et al. 2018), estimated by one power
+iteration per forward pass in training mode. That bounds each dense layer's Lipschitz
+constant by 1, but not D's: a convolution's kernel is normalised as a reshaped matrix,
+which bounds the convolution only up to a factor of about k/s (k x k kernel, stride s),
+and the sum over the 7 x 7 positions before the output has norm 7 (the mean, 1/7). D is
+Lipschitz with some constant, not 1 (chapter 07 measures it).
 
 Conditional models (``num_classes > 0``, chapter 08):
 
@@ -41,8 +42,11 @@ class SNGANConfig:
     width: int = 64  # channels at 28x28 in D and G's last map; 2x at 14x14, 4x at 7x7
     spectral_norm: bool = True  # spectral normalisation on every layer of D
     num_classes: int = 0  # 0: unconditional; > 0: G(z, y) and a projection D(x, y)
+    pooling: str = "sum"  # D's features: "sum" or "mean" over the 7 x 7 positions
 
     def __post_init__(self) -> None:
+        if self.pooling not in ("sum", "mean"):
+            raise ValueError(f'pooling must be "sum" or "mean", got {self.pooling!r}')
         for name in ("z_dim", "width"):
             if int(getattr(self, name)) != getattr(self, name) or getattr(self, name) < 1:
                 raise ValueError(
@@ -164,12 +168,14 @@ class SNGANDiscriminator(nn.Module):
         self.act = nn.LeakyReLU(0.1)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        """phi(x): the convolutions, then a sum over the 7x7 positions. (B, 4w)"""
+        """phi(x): the convolutions, then a sum (or mean) over the 7x7 positions. (B, 4w)"""
         if x.dim() != 4 or x.shape[1:] != (1, 28, 28):
             raise ValueError(f"x must be shaped (B, 1, 28, 28), got {tuple(x.shape)}")
         h = x
         for conv in self.convs:
             h = self.act(conv(h))  # (B, w, 28, 28) ... (B, 4w, 7, 7)
+        if self.config.pooling == "mean":
+            return h.mean(dim=(2, 3))  # (B, 4w)
         return h.sum(dim=(2, 3))  # (B, 4w)
 
     def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
