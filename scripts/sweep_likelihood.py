@@ -57,6 +57,7 @@ SETTINGS: dict[str, tuple[str, dict, float, int]] = {
         32,
     ),
     "pixelcnn_c32_l10_k5_b32": ("pixelcnn", {"channels": 32, "kernel_size": 5}, 1e-3, 32),
+    "pixelcnn_c64_l10_k5_b32": ("pixelcnn", {"kernel_size": 5}, 1e-3, 32),
     "pixelcnn_c32_l6_k5_b32": (
         "pixelcnn",
         {"channels": 32, "num_layers": 6, "kernel_size": 5},

@@ -17,6 +17,7 @@ from book_utils.diffusion import (
     ddpm_loss,
     ddpm_sample,
     euler_sample,
+    flow_bits_per_dim,
     flow_log_likelihood,
     flow_matching_loss,
     flow_path,
@@ -393,6 +394,43 @@ def test_flow_log_likelihood_of_a_linear_field_matches_the_closed_form():
     exact_20 = flow_log_likelihood(model, x, steps=20, exact_trace=True)
     assert (estimates.mean(0) - exact_20).abs().max() < 4 * estimates.std(0).max() / 300**0.5
     assert estimates.std(0).max() > 0  # the probes do vary
+
+
+def test_flow_log_likelihood_on_a_grid_crowded_near_the_data():
+    torch.manual_seed(0)
+    a = 0.3 * torch.randn(4, 4)
+    x = torch.randn(6, 4)
+    z = x @ torch.linalg.matrix_exp(-a).T
+    expected = torch.distributions.Normal(0, 1).log_prob(z).sum(1) - torch.trace(a)
+    grid = [1 - (1 - k / 100) ** 3 for k in range(101)]
+    on_grid = flow_log_likelihood(LinearField(a), x, grid, exact_trace=True)
+    assert torch.allclose(on_grid, expected, atol=1e-3)
+    with pytest.raises(ValueError, match="start at t = 0"):
+        flow_log_likelihood(LinearField(a), x, [0.5, 1.0], exact_trace=True)
+
+
+def test_flow_bits_per_dim_of_the_still_field_is_the_gaussian_bound():
+    """v = 0 leaves s where it is: log p(s) = log N(s; 0, I), and the bound is
+    (-log N(2v - 1) - D ln 2 + D ln 256) / (D ln 2) for the same draw of u."""
+    from book_utils.models.realnvp import dequantise
+
+    class Still(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.anchor = torch.nn.Parameter(torch.zeros(()))
+
+        def forward(self, x, t):
+            return x * self.anchor  # zero, with a graph for the divergence
+
+    x = torch.randint(0, 256, (3, 1, 28, 28), dtype=torch.uint8)
+    bpd = flow_bits_per_dim(Still(), x, steps=4, generator=torch.Generator().manual_seed(1))
+    s = 2 * dequantise(x, torch.Generator().manual_seed(1)) - 1  # the same u
+    log_n = torch.distributions.Normal(0, 1).log_prob(s).flatten(1).sum(1)
+    dims = 784
+    expected = (-log_n - dims * math.log(2) + dims * math.log(256)) / (dims * math.log(2))
+    assert torch.allclose(bpd, expected, atol=1e-4)
+    with pytest.raises(ValueError, match="positive whole number"):
+        flow_bits_per_dim(Still(), x, steps=0)
 
 
 def test_flow_log_likelihood_runs_on_images_with_the_unet():
