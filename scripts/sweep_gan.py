@@ -76,6 +76,7 @@ SETTINGS: dict[str, dict] = {
     "sngan_w32_mean": {"width": 32, "pooling": "mean"},
     # the recipe of chapter 07's first CPU models (width 16), at width 32
     "sngan_w32_standin": {"width": 32, "lr_g": 2e-4, "batch_size": 64},
+    "sngan_w64_standin": {"width": 64, "lr_g": 2e-4, "batch_size": 64},
 }
 
 
