@@ -67,14 +67,17 @@ class Recipe:
 
 COMMON = {"channels": 64, "time_dim": 128, "dropout": 0.1, "num_classes": 10}
 STEM = {"stem": 2, "channel_mult": (1, 2), "attention": True}
+FAST = {"lr": 5e-4, "warmup_steps": 200, "max_grad_norm": 1.0}
 SETTINGS: dict[str, tuple[dict, dict]] = {  # (network fields, recipe fields)
     "unet28": ({"stem": 1, "channel_mult": (1, 2, 2)}, {}),
     "stem14": (STEM, {}),
     "stem14_noattn": ({**STEM, "attention": False}, {}),
     "stem14_logitnormal": (STEM, {"time_sampling": "logit_normal"}),
     "stem14_w96": ({**STEM, "channels": 96}, {}),
-    "stem14_fast": (STEM, {"lr": 5e-4, "warmup_steps": 200, "max_grad_norm": 1.0}),
+    "stem14_fast": (STEM, FAST),
     "stem14_lr1e-3": (STEM, {"lr": 1e-3, "warmup_steps": 200, "max_grad_norm": 1.0}),
+    "stem14_b2_fast": ({**STEM, "num_blocks": 2}, FAST),
+    "stem14_w96_fast": ({**STEM, "channels": 96}, FAST),
     "stem14_noemawarmup": (STEM, {"ema_warmup": False}),
     "ddpm_stem14": (STEM, {"objective": "ddpm"}),
     "ddpm_stem14_minsnr5": (STEM, {"objective": "ddpm", "min_snr": 5.0}),

@@ -136,6 +136,21 @@ def test_the_stem_network_works_at_14_by_14_with_attention_at_7_by_7():
     assert model.conv_in.in_channels == 4 and isinstance(model.attention, SelfAttention)
 
 
+def test_more_blocks_per_level_keep_the_sizes_and_the_one_block_names():
+    deeper = UNet(dataclasses.replace(TINY_STEM, num_blocks=3))
+    x, t = torch.randn(2, 1, 28, 28), torch.rand(2)
+    sizes = []
+    for module in [*deeper.more_down[0], *deeper.more_middle, *deeper.more_up[0]]:
+        module.register_forward_hook(lambda m, i, out: sizes.append(tuple(out.shape[1:])))
+    assert deeper(x, t).shape == (2, 1, 28, 28)
+    assert sizes == [(8, 14, 14)] * 2 + [(16, 7, 7)] * 2 + [(8, 14, 14)] * 2
+    one = UNet(TINY_STEM)  # num_blocks = 1: the same weights, by the same names
+    assert set(one.state_dict()) < set(deeper.state_dict())
+    assert not any(name.startswith("more_") for name in one.state_dict())
+    with pytest.raises(ValueError, match="num_blocks"):
+        UNet(dataclasses.replace(TINY_STEM, num_blocks=0))
+
+
 def test_pixel_unshuffle_and_shuffle_are_inverse_and_lose_nothing():
     x = torch.randn(2, 1, 28, 28)
     folded = F.pixel_unshuffle(x, 2)  # (2, 4, 14, 14)

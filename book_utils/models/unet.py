@@ -51,6 +51,7 @@ class UNetConfig:
     channel_mult: tuple[int, ...] = (1, 2)  # widths of the levels, times c
     stem: int = 2  # pixel-unshuffle factor: 2 works at 14x14 on 4 channels, 1 at 28x28
     attention: bool = True  # self-attention in the middle of the U (the smallest level)
+    num_blocks: int = 1  # residual blocks at each level, on each side of the U
     time_dim: int = 128  # size of the time embedding added to every residual block
     dropout: float = 0.1  # dropout inside the residual blocks, during training only
     schedule: str = "cosine"  # DDPM's noise schedule: "cosine" or "linear" (not for flows)
@@ -128,6 +129,8 @@ class UNet(nn.Module):
         width = [config.channels * m for m in config.channel_mult]  # per level
         if len(width) < 2 or 28 % (s * 2 ** (len(width) - 1)):
             raise ValueError(f"{config}: each level must halve a whole image size")
+        if int(config.num_blocks) != config.num_blocks or config.num_blocks < 1:
+            raise ValueError(f"num_blocks must be a whole number >= 1, got {config.num_blocks}")
         self.time_mlp = nn.Sequential(nn.Linear(d, d), nn.SiLU(), nn.Linear(d, d))
         if config.num_classes > 0:  # rows 0..num_classes - 1, and the null label
             self.label_embedding = nn.Embedding(config.num_classes + 1, d)
@@ -144,6 +147,17 @@ class UNet(nn.Module):
         self.up = nn.ModuleList(
             ResBlock(width[i + 1] + width[i], width[i], d, p) for i in range(len(width) - 1)
         )
+        # num_blocks > 1: more blocks after each of those (down, middle, up), same width
+        extra = config.num_blocks - 1
+        self.more_down, self.more_up = nn.ModuleList(), nn.ModuleList()
+        for i in range(len(width) - 1):
+            self.more_down.append(
+                nn.ModuleList(ResBlock(width[i], width[i], d, p) for _ in range(extra))
+            )
+            self.more_up.append(
+                nn.ModuleList(ResBlock(width[i], width[i], d, p) for _ in range(extra))
+            )
+        self.more_middle = nn.ModuleList(ResBlock(width[-1], width[-1], d, p) for _ in range(extra))
         self.conv_out = nn.Sequential(
             group_norm(width[0]), nn.SiLU(), nn.Conv2d(width[0], s * s, 3, padding=1)
         )
@@ -163,14 +177,20 @@ class UNet(nn.Module):
         s = self.config.stem
         h = self.conv_in(F.pixel_unshuffle(x, s))  # (B, s*s, 28/s, 28/s) -> (B, c, 28/s, 28/s)
         skips = []
-        for block, pool in zip(self.down, self.pool, strict=True):
+        for block, more, pool in zip(self.down, self.more_down, self.pool, strict=True):
             h = block(h, emb)  # (B, width[i], size, size)
+            for extra in more:
+                h = extra(h, emb)
             skips.append(h)
             h = pool(h)  # (B, width[i], size / 2, size / 2)
         h = self.attention(self.middle(h, emb))  # (B, width[-1], smallest, smallest)
+        for extra in self.more_middle:
+            h = extra(h, emb)
         for i in reversed(range(len(self.up))):
             h = F.interpolate(h, scale_factor=2, mode="nearest")  # twice the size
             h = self.up[i](torch.cat([h, skips[i]], dim=1), emb)  # (B, width[i], size, size)
+            for extra in self.more_up[i]:
+                h = extra(h, emb)
         return F.pixel_shuffle(self.conv_out(h), s)  # (B, s*s, 28/s, 28/s) -> (B, 1, 28, 28)
 
     pixel_range = (-1.0, 1.0)  # what sample() returns: images scaled to [-1, 1]
