@@ -33,9 +33,14 @@ sys.path.insert(0, str(ROOT))
 from sweep_flow import plot, run_curve  # noqa: E402
 
 from book_utils import set_seed  # noqa: E402
-from book_utils.data import load_mnist, minibatches, to_signed_unit  # noqa: E402
+from book_utils.data import (  # noqa: E402
+    from_signed_unit,
+    load_mnist,
+    minibatches,
+    to_signed_unit,
+)
 from book_utils.gan_step import gan_step, hinge_gan_step  # noqa: E402
-from book_utils.metrics import FidProbe, load_classifier  # noqa: E402
+from book_utils.metrics import FidProbe, extract, load_classifier  # noqa: E402
 from book_utils.models.dcgan import DCGANConfig, DCGANDiscriminator, DCGANGenerator  # noqa: E402
 from book_utils.models.sngan import SNGANConfig, SNGANDiscriminator, SNGANGenerator  # noqa: E402
 from book_utils.training import ema_with_warmup  # noqa: E402
@@ -58,6 +63,7 @@ class Recipe:
     lr_d: float = 4e-4
     betas: tuple[float, float] = (0.0, 0.9)
     ema_decay: float = 0.999
+    num_classes: int = 0  # 10: chapter 08's conditional G and projection D (hinge only)
     seed: int = 0
 
 
@@ -77,6 +83,12 @@ SETTINGS: dict[str, dict] = {
     # the recipe of chapter 07's first CPU models (width 16), at width 32
     "sngan_w32_standin": {"width": 32, "lr_g": 2e-4, "batch_size": 64},
     "sngan_w64_standin": {"width": 64, "lr_g": 2e-4, "batch_size": 64},
+    # chapter 08: the class-conditional GAN with chapter 07's recipe, and with its own
+    "cgan_w32_standin": {"width": 32, "lr_g": 2e-4, "batch_size": 64, "num_classes": 10},
+    "cgan_w32_b05": {
+        **{"width": 32, "lr_g": 2e-4, "lr_d": 2e-4, "batch_size": 64, "num_classes": 10},
+        "betas": (0.5, 0.999),
+    },
 }
 
 
@@ -86,7 +98,11 @@ def networks(recipe: Recipe) -> tuple[torch.nn.Module, torch.nn.Module, int]:
         config = DCGANConfig()
         return DCGANGenerator(config), DCGANDiscriminator(config), config.latent_dim
     config = SNGANConfig(
-        z_dim=64, width=recipe.width, spectral_norm=recipe.spectral_norm, pooling=recipe.pooling
+        z_dim=64,
+        width=recipe.width,
+        spectral_norm=recipe.spectral_norm,
+        pooling=recipe.pooling,
+        num_classes=recipe.num_classes,
     )
     return SNGANGenerator(config), SNGANDiscriminator(config), config.z_dim
 
@@ -95,7 +111,9 @@ def train(name: str, minutes: float, eval_every: float, num_eval: int) -> None:
     recipe = Recipe(**SETTINGS[name])
     mnist = load_mnist()
     x_train = to_signed_unit(mnist.x_train[:50_000])  # (50000, 1, 28, 28)
-    probe = FidProbe(mnist.x_test[:num_eval], mnist.x_train[:num_eval], load_classifier())
+    y_train = mnist.y_train[:50_000]  # (50000,), for the conditional settings
+    classifier = load_classifier()
+    probe = FidProbe(mnist.x_test[:num_eval], mnist.x_train[:num_eval], classifier)
     set_seed(recipe.seed)
     G, D, z_dim = networks(recipe)
     opt_g = torch.optim.Adam(G.parameters(), lr=recipe.lr_g, betas=recipe.betas)
@@ -109,15 +127,20 @@ def train(name: str, minutes: float, eval_every: float, num_eval: int) -> None:
     def step() -> float:
         G.train()
         D.train()
+        labels = (lambda i: y_train[i]) if recipe.num_classes else (lambda i: None)
         for _ in range(recipe.n_dis - 1):  # the extra D updates, each on a fresh minibatch
-            x, z = x_train[next(batches)], torch.randn(recipe.batch_size, z_dim)
-            hinge_gan_step(x, z, G, D, opt_g, opt_d, r1_gamma=recipe.r1_gamma, update_g=False)
-        x = x_train[next(batches)]
+            i = next(batches)
+            x, z = x_train[i], torch.randn(recipe.batch_size, z_dim)
+            hinge_gan_step(
+                x, z, G, D, opt_g, opt_d, r1_gamma=recipe.r1_gamma, update_g=False, y=labels(i)
+            )
+        i = next(batches)
+        x = x_train[i]
         z = torch.randn(len(x), z_dim)
         if recipe.loss == "logistic":
             logs = gan_step(x, z, G, D, opt_g, opt_d)
         else:
-            logs = hinge_gan_step(x, z, G, D, opt_g, opt_d, r1_gamma=recipe.r1_gamma)
+            logs = hinge_gan_step(x, z, G, D, opt_g, opt_d, r1_gamma=recipe.r1_gamma, y=labels(i))
         G_ema.update_parameters(G)
         return logs["loss_d"].item()
 
@@ -126,9 +149,15 @@ def train(name: str, minutes: float, eval_every: float, num_eval: int) -> None:
         WEIGHTS.mkdir(parents=True, exist_ok=True)
         weights = {"G": G.state_dict(), "G_ema": G_ema.module.state_dict()}
         torch.save(weights, WEIGHTS / f"{name}.pt")
-        return {"FID": fid, "raw G's FID": fid_raw}
+        figures = {"FID": fid, "raw G's FID": fid_raw}
+        if recipe.num_classes:  # the share of samples the classifier reads as asked
+            asked = torch.arange(num_eval) % recipe.num_classes
+            samples = G_ema.module.sample(num_eval, torch.Generator().manual_seed(0), asked)
+            _, probs = extract(from_signed_unit(samples), classifier)
+            figures["accuracy"] = (probs.argmax(1) == asked).float().mean().item()
+        return figures
 
-    # points: (step, CPU-minutes, wall-minutes, mean loss_d, fid, raw G's fid)
+    # points: (step, CPU-minutes, wall-minutes, mean loss_d, fid, raw G's fid[, accuracy])
     run_curve(name, curve, OUT, minutes, eval_every, step, evaluate)
 
 

@@ -94,3 +94,12 @@ def test_a_short_likelihood_run_writes_its_curve(likelihood, monkeypatch, tmp_pa
         assert curve["unit"] == "bits/dim" and 0.5 < nll < 9
     likelihood.plot(tmp_path, prefix=setting.split("_")[0], log=False)
     assert (tmp_path / f"{setting.split('_')[0]}_curves.png").exists()
+
+
+def test_a_short_conditional_gan_run_records_its_accuracy(gan, monkeypatch, tmp_path):
+    monkeypatch.setattr(gan, "OUT", tmp_path)
+    monkeypatch.setattr(gan, "WEIGHTS", tmp_path)
+    gan.train("cgan_w32_standin", minutes=0.02, eval_every=0.01, num_eval=200)
+    curve = json.loads((tmp_path / "cgan_w32_standin.json").read_text())
+    step, cpu, wall, loss_d, fid, fid_raw, accuracy = curve["points"][-1]
+    assert step >= 1 and fid > curve["floor"] and 0 <= accuracy <= 1
