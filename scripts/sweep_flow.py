@@ -65,7 +65,7 @@ class Recipe:
     seed: int = 0
 
 
-COMMON = {"channels": 64, "time_dim": 128, "dropout": 0.1, "num_classes": 10}
+COMMON = {"channels": 64, "time_dim": 128, "dropout": 0.1, "num_classes": 10, "num_blocks": 1}
 STEM = {"stem": 2, "channel_mult": (1, 2), "attention": True}
 FAST = {"lr": 5e-4, "warmup_steps": 200, "max_grad_norm": 1.0}
 SETTINGS: dict[str, tuple[dict, dict]] = {  # (network fields, recipe fields)

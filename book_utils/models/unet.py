@@ -24,6 +24,10 @@ With ``attention``, the middle of the U adds self-attention over its positions (
 49 with ``stem = 2`` and ``channel_mult = (1, 2)``), so that every position sees every
 other one (Ho et al. use it at 16 x 16).
 
+``num_blocks`` residual blocks sit at each level on each side of the U, and in its
+middle (the default 2 is chapter 06's network; 1 is the network of the earlier saved
+models, whose config.json says so).
+
 With ``num_classes > 0`` (chapter 08) the network also takes a label y: an embedding of y
 is added to the time embedding, f(x_t, t, y). The embedding has one row more than there
 are classes, the "null" label num_classes, which stands for "no label": training replaces
@@ -51,7 +55,7 @@ class UNetConfig:
     channel_mult: tuple[int, ...] = (1, 2)  # widths of the levels, times c
     stem: int = 2  # pixel-unshuffle factor: 2 works at 14x14 on 4 channels, 1 at 28x28
     attention: bool = True  # self-attention in the middle of the U (the smallest level)
-    num_blocks: int = 1  # residual blocks at each level, on each side of the U
+    num_blocks: int = 2  # residual blocks at each level, on each side of the U
     time_dim: int = 128  # size of the time embedding added to every residual block
     dropout: float = 0.1  # dropout inside the residual blocks, during training only
     schedule: str = "cosine"  # DDPM's noise schedule: "cosine" or "linear" (not for flows)
