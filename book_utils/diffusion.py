@@ -394,9 +394,9 @@ def flow_log_likelihood(
         v2, div2 = field(x_pred, earlier, probe)
         x_t = x_t - h * (v1 + v2) / 2
         integral = integral + h * (div1 + div2) / 2
-    dims = x_t[0].numel()
-    log_noise = -0.5 * x_t.flatten(1).pow(2).sum(1) - 0.5 * dims * math.log(2 * math.pi)
-    return log_noise - integral
+    from book_utils.models.realnvp import standard_normal_log_density  # log N(.; 0, I)
+
+    return standard_normal_log_density(x_t) - integral
 
 
 def flow_bits_per_dim(

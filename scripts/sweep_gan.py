@@ -124,10 +124,13 @@ def train(name: str, minutes: float, eval_every: float, num_eval: int) -> None:
     curve |= {"floor": probe.floor, "threads": torch.get_num_threads()}
     curve |= {"parameters": [sum(p.numel() for p in net.parameters()) for net in (G, D)]}
 
+    def labels(i: torch.Tensor) -> torch.Tensor | None:
+        """The minibatch's digits for a conditional setting, else None."""
+        return y_train[i] if recipe.num_classes else None
+
     def step() -> float:
         G.train()
         D.train()
-        labels = (lambda i: y_train[i]) if recipe.num_classes else (lambda i: None)
         for _ in range(recipe.n_dis - 1):  # the extra D updates, each on a fresh minibatch
             i = next(batches)
             x, z = x_train[i], torch.randn(recipe.batch_size, z_dim)

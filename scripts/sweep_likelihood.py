@@ -40,8 +40,9 @@ from book_utils.models.realnvp import RealNVP, RealNVPConfig, bits_per_dim  # no
 
 OUT = ROOT / "benchmarks" / "results" / "sweeps" / "likelihood"  # kept with the book
 
-PIXELCNN = {"channels": 64, "num_layers": 10, "kernel_size": 3}  # chapter 10's GPU setting
-REALNVP = {"hidden": 64, "num_blocks": 4, "num_scales": 3}  # likewise
+# The fields each setting starts from (chapter 10's first settings, sized for a GPU)
+PIXELCNN = {"channels": 64, "num_layers": 10, "kernel_size": 3}
+REALNVP = {"hidden": 64, "num_blocks": 4, "num_scales": 3}
 # name: (model, config fields changed from the common ones, learning rate, batch size)
 SETTINGS: dict[str, tuple[str, dict, float, int]] = {
     "pixelcnn_c64_l10": ("pixelcnn", {}, 1e-3, 128),
