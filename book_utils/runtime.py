@@ -5,7 +5,8 @@ Three environment variables steer a chapter from outside, without editing it:
 * ``BOOK_MODE``: ``full`` (the default) trains with the real budget, or loads the finished
   model; ``smoke`` runs the same code with a tiny budget, for tests and CI. A chapter
   never branches on the mode itself; it asks :func:`budget` for a number;
-* ``BOOK_RETRAIN=1``: train even where a finished model exists (:func:`retrain_requested`);
+* ``BOOK_RETRAIN=1``: train even where a finished model exists, or ``BOOK_RETRAIN=cgan``:
+  train only the models named (:func:`retrain_requested`);
 * ``BOOK_OVERRIDES``: a JSON object of hyperparameters that replace those of the chapter's
   hyperparameter cell, e.g. ``{"batch_size": 128, "g_channels": 256}`` (:func:`override`).
 """
@@ -17,6 +18,7 @@ import dataclasses
 import json
 import os
 import random
+import re
 from collections.abc import Iterator
 from typing import TypeVar
 
@@ -50,14 +52,34 @@ def budget(full: T, smoke: T) -> T:
     return smoke if get_mode() == "smoke" else full
 
 
-def retrain_requested(retrain: bool | None = None) -> bool:
+def retrain_names() -> set[str] | None:
+    """The models named in ``$BOOK_RETRAIN`` (``cgan,realnvp``), or None if it names none."""
+    value = os.environ.get(RETRAIN_ENV, "").strip().lower()
+    if not re.fullmatch(r"[a-z][a-z0-9_]*(,[a-z][a-z0-9_]*)*", value):
+        return None
+    names = set(value.split(","))
+    return None if names & {"true", "yes", "false", "no"} else names
+
+
+def retrain_requested(retrain: bool | None = None, name: str | None = None) -> bool:
     """Whether to train even where a finished model exists: ``retrain`` if given, else
-    ``$BOOK_RETRAIN`` (``1``/``true``/``yes``, or ``0``/``false``/``no``/unset)."""
+    ``$BOOK_RETRAIN`` (``1``/``true``/``yes``, or ``0``/``false``/``no``/unset).
+
+    ``$BOOK_RETRAIN`` may instead name the models to train again, ``cgan`` or
+    ``cgan,realnvp``: then the model ``name`` is retrained if it is named, whatever
+    ``retrain`` says, and the others load; without a ``name`` the answer is True (some
+    model of the chapter may be new, so its quoted figures need not hold)."""
+    value = os.environ.get(RETRAIN_ENV, "").strip().lower()
+    names = retrain_names()
+    if names is not None:
+        return name in names if name is not None else True
     if retrain is not None:
         return bool(retrain)
-    value = os.environ.get(RETRAIN_ENV, "").strip().lower()
     if value not in ("1", "true", "yes", "", "0", "false", "no"):
-        raise ValueError(f"{RETRAIN_ENV}={value!r}: set it to 1 (retrain) or 0 (load), or unset it")
+        raise ValueError(
+            f"{RETRAIN_ENV}={value!r}: set it to 1 (retrain) or 0 (load), to the names of the "
+            "models to retrain (e.g. cgan,realnvp), or unset it"
+        )
     return value in ("1", "true", "yes")
 
 

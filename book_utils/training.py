@@ -34,7 +34,23 @@ from torch import nn
 from book_utils.checkpoint import CHECKPOINT_DIR, Record, plain, save_pretrained
 from book_utils.data import default_data_root
 from book_utils.files import atomic_write
-from book_utils.runtime import describe_device, get_mode, retrain_requested
+from book_utils.runtime import describe_device, get_mode, retrain_names, retrain_requested
+
+
+def _check_retrain_names() -> None:
+    """Refuse a $BOOK_RETRAIN that names a model the book does not have (a typo would
+    otherwise retrain nothing)."""
+    names = retrain_names()
+    if names is None:
+        return
+    folders = CHECKPOINT_DIR.iterdir() if CHECKPOINT_DIR.is_dir() else []
+    models = {p.name for p in folders if p.is_dir()}
+    unknown = names - models
+    if unknown:
+        raise ValueError(
+            f"BOOK_RETRAIN names {', '.join(sorted(unknown))}, which is not a model in "
+            f"{CHECKPOINT_DIR}: name some of {', '.join(sorted(models))}, or set it to 1 or 0"
+        )
 
 
 class Run:
@@ -68,7 +84,9 @@ class Run:
             runs = Path(os.environ.get("BOOK_RUNS_DIR") or default_data_root()) / "runs"
             self.folder = CHECKPOINT_DIR / name
         self.state_path = runs / f"{name}-{digest}" / "state.pt"
-        self.done = self.folder.is_dir() and not retrain_requested(retrain)
+        if root is None and get_mode() == "full":
+            _check_retrain_names()
+        self.done = self.folder.is_dir() and not retrain_requested(retrain, name)
         networks = [part for part in parts.values() if isinstance(part, nn.Module)]
         device = next(networks[0].parameters()).device if networks else "cpu"
         self.record = Record(machine=describe_device(device), hyperparameters=config)

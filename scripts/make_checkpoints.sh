@@ -15,7 +15,8 @@
 #
 # Environment: PYTHON (default .venv/bin/python); SKIP_CONVERT=1 to reuse the converted
 # scripts (for a machine without jupytext); BOOK_MODE (default full); BOOK_RETRAIN (default
-# 1; 0 keeps the checkpoints already there and trains only the missing ones); BOOK_RUNS_DIR;
+# 1; 0 keeps the checkpoints already there and trains only the missing ones; model names,
+# e.g. BOOK_RETRAIN=cgan, train those again and load the others); BOOK_RUNS_DIR;
 # BOOK_OVERRIDES, a JSON object of hyperparameters that replace those of the chapters'
 # hyperparameter cells (book_utils/runtime.py). A model trained with overrides still lands
 # in book_utils/checkpoints/; scripts/compare_dcgan_configs.py runs such settings in copies.

@@ -241,9 +241,23 @@ def test_retrain_switch(monkeypatch):
         monkeypatch.setenv("BOOK_RETRAIN", value)
         assert retrain_requested() is expected
     assert retrain_requested(True) is True
-    monkeypatch.setenv("BOOK_RETRAIN", "maybe")
+    monkeypatch.setenv("BOOK_RETRAIN", "maybe!")
     with pytest.raises(ValueError, match="BOOK_RETRAIN"):
         retrain_requested()
+
+
+def test_retrain_names_choose_the_models(full_mode, monkeypatch):
+    (full_mode / "models" / "toy").mkdir(parents=True)  # a finished model of each name
+    (full_mode / "models" / "other").mkdir(parents=True)
+    monkeypatch.setenv("BOOK_RETRAIN", "toy")
+    assert retrain_requested() is True  # some model is retrained: quoted figures may not hold
+    assert retrain_requested(False, "toy") is True  # the list wins over the chapter's flag
+    assert retrain_requested(True, "other") is False
+    assert not Run("toy", GANTrainConfig(), retrain_requested()).done
+    assert Run("other", GANTrainConfig(), retrain_requested()).done
+    monkeypatch.setenv("BOOK_RETRAIN", "toy,ture")  # a typo is refused, not ignored
+    with pytest.raises(ValueError, match="ture, which is not a model"):
+        Run("toy", GANTrainConfig(), retrain_requested())
 
 
 def test_overrides_change_the_named_fields_and_refuse_a_typo(monkeypatch):
