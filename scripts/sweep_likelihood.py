@@ -78,6 +78,30 @@ SETTINGS: dict[str, tuple[str, dict, float, int]] = {
     "realnvp_h16_b1_b32": ("realnvp", {"hidden": 16, "num_blocks": 1}, 1e-3, 32),
     "realnvp_h32_b2_b32": ("realnvp", {"hidden": 32, "num_blocks": 2}, 1e-3, 32),
     "realnvp_h64_b2_b32": ("realnvp", {"num_blocks": 2}, 1e-3, 32),
+    "realnvp_h32_b2_b32_vardeq": (
+        "realnvp",
+        {"hidden": 32, "num_blocks": 2, "dequantisation": "variational"},
+        1e-3,
+        32,
+    ),
+    "realnvp_h32_b2_b32_actnorm": (
+        "realnvp",
+        {"hidden": 32, "num_blocks": 2, "actnorm": True},
+        1e-3,
+        32,
+    ),
+    "realnvp_h32_b2_b32_vardeq_actnorm": (
+        "realnvp",
+        {"hidden": 32, "num_blocks": 2, "dequantisation": "variational", "actnorm": True},
+        1e-3,
+        32,
+    ),
+    "realnvp_h32_b2_b32_early": (
+        "realnvp",
+        {"hidden": 32, "num_blocks": 2, "full_res_couplings": 2},
+        1e-3,
+        32,
+    ),
 }
 
 
