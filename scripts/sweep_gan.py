@@ -83,6 +83,9 @@ SETTINGS: dict[str, dict] = {
     # the recipe of chapter 07's first CPU models (width 16), at width 32
     "sngan_w32_standin": {"width": 32, "lr_g": 2e-4, "batch_size": 64},
     "sngan_w64_standin": {"width": 64, "lr_g": 2e-4, "batch_size": 64},
+    # the fair comparison of chapter 07: chapter 03's recipe and chapter 07's, an hour each
+    "dcgan_ch03_long": CH03,
+    "sngan_w32_standin_long": {"width": 32, "lr_g": 2e-4, "batch_size": 64},
     # chapter 08: the class-conditional GAN with chapter 07's recipe, and with its own
     "cgan_w32_standin": {"width": 32, "lr_g": 2e-4, "batch_size": 64, "num_classes": 10},
     "cgan_w32_b05": {
