@@ -69,6 +69,7 @@ class Recipe:
 
 CH03 = {"network": "dcgan", "loss": "logistic", "batch_size": 256, "lr_g": 2e-4}
 CH03 |= {"lr_d": 2e-4, "betas": (0.5, 0.999)}
+STANDIN = {"width": 32, "lr_g": 2e-4, "batch_size": 64}  # chapter 07's CPU recipe
 SETTINGS: dict[str, dict] = {
     "dcgan_ch03": CH03,  # chapter 03's DCGAN and recipe
     "sngan_w64": {},  # chapter 07's SN-GAN and recipe
@@ -81,17 +82,14 @@ SETTINGS: dict[str, dict] = {
     "sngan_w32_r1": {"width": 32, "r1_gamma": 0.1},
     "sngan_w32_mean": {"width": 32, "pooling": "mean"},
     # the recipe of chapter 07's first CPU models (width 16), at width 32
-    "sngan_w32_standin": {"width": 32, "lr_g": 2e-4, "batch_size": 64},
+    "sngan_w32_standin": STANDIN,
     "sngan_w64_standin": {"width": 64, "lr_g": 2e-4, "batch_size": 64},
     # the fair comparison of chapter 07: chapter 03's recipe and chapter 07's, an hour each
     "dcgan_ch03_long": CH03,
-    "sngan_w32_standin_long": {"width": 32, "lr_g": 2e-4, "batch_size": 64},
+    "sngan_w32_standin_long": STANDIN,
     # chapter 08: the class-conditional GAN with chapter 07's recipe, and with its own
-    "cgan_w32_standin": {"width": 32, "lr_g": 2e-4, "batch_size": 64, "num_classes": 10},
-    "cgan_w32_b05": {
-        **{"width": 32, "lr_g": 2e-4, "lr_d": 2e-4, "batch_size": 64, "num_classes": 10},
-        "betas": (0.5, 0.999),
-    },
+    "cgan_w32_standin": {**STANDIN, "num_classes": 10},
+    "cgan_w32_b05": {**STANDIN, "num_classes": 10, "lr_d": 2e-4, "betas": (0.5, 0.999)},
 }
 
 

@@ -43,6 +43,8 @@ OUT = ROOT / "benchmarks" / "results" / "sweeps" / "likelihood"  # kept with the
 # The fields each setting starts from (chapter 10's first settings, sized for a GPU)
 PIXELCNN = {"channels": 64, "num_layers": 10, "kernel_size": 3}
 REALNVP = {"hidden": 64, "num_blocks": 4, "num_scales": 3}
+H32 = {"hidden": 32, "num_blocks": 2}  # chapter 10's CPU flow, before its options
+VARDEQ = {"dequantisation": "variational"}
 # name: (model, config fields changed from the common ones, learning rate, batch size)
 SETTINGS: dict[str, tuple[str, dict, float, int]] = {
     "pixelcnn_c64_l10": ("pixelcnn", {}, 1e-3, 128),
@@ -78,30 +80,10 @@ SETTINGS: dict[str, tuple[str, dict, float, int]] = {
     "realnvp_h16_b1_b32": ("realnvp", {"hidden": 16, "num_blocks": 1}, 1e-3, 32),
     "realnvp_h32_b2_b32": ("realnvp", {"hidden": 32, "num_blocks": 2}, 1e-3, 32),
     "realnvp_h64_b2_b32": ("realnvp", {"num_blocks": 2}, 1e-3, 32),
-    "realnvp_h32_b2_b32_vardeq": (
-        "realnvp",
-        {"hidden": 32, "num_blocks": 2, "dequantisation": "variational"},
-        1e-3,
-        32,
-    ),
-    "realnvp_h32_b2_b32_actnorm": (
-        "realnvp",
-        {"hidden": 32, "num_blocks": 2, "actnorm": True},
-        1e-3,
-        32,
-    ),
-    "realnvp_h32_b2_b32_vardeq_actnorm": (
-        "realnvp",
-        {"hidden": 32, "num_blocks": 2, "dequantisation": "variational", "actnorm": True},
-        1e-3,
-        32,
-    ),
-    "realnvp_h32_b2_b32_early": (
-        "realnvp",
-        {"hidden": 32, "num_blocks": 2, "full_res_couplings": 2},
-        1e-3,
-        32,
-    ),
+    "realnvp_h32_b2_b32_vardeq": ("realnvp", {**H32, **VARDEQ}, 1e-3, 32),
+    "realnvp_h32_b2_b32_actnorm": ("realnvp", {**H32, "actnorm": True}, 1e-3, 32),
+    "realnvp_h32_b2_b32_vardeq_actnorm": ("realnvp", {**H32, **VARDEQ, "actnorm": True}, 1e-3, 32),
+    "realnvp_h32_b2_b32_early": ("realnvp", {**H32, "full_res_couplings": 2}, 1e-3, 32),
 }
 
 
