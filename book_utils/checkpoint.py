@@ -117,3 +117,38 @@ def from_pretrained(
     if (folder / "snapshots.safetensors").exists():
         model.record.snapshots = list(_read(folder / "snapshots.safetensors")["snapshots"])
     return model.to(device).eval()
+
+
+def trained_settings(model: nn.Module) -> dict[str, dict[str, Any]]:
+    """The settings a loaded model was trained with, by group as its record holds them
+    ("model", "train", "eval"). The "model" group is completed from the model's config: its
+    config.json names every field of the network it holds, while a record written before a
+    field existed lacks it. Where both name a field the record wins (a GAN's record holds D's
+    settings, its config G's)."""
+    settings = plain(model.record.hyperparameters)
+    settings["model"] = plain(model.config) | settings.get("model", {})
+    return settings
+
+
+def settings_differences(model: nn.Module, settings: dict[str, Any]) -> dict[str, tuple]:
+    """Where a loaded model's :func:`trained_settings` differ from ``settings`` (config
+    dataclasses by group, e.g. {"model": UNetConfig(), "train": ...}), in the groups that
+    ``settings`` names: {"group.key": (trained with, settings say)}. A field on one side
+    only counts as different."""
+    trained, wanted, differences = trained_settings(model), plain(settings), {}
+    for group, values in wanted.items():
+        had = trained.get(group, {})
+        for key in [*values, *(key for key in had if key not in values)]:
+            old, new = had.get(key, "not recorded"), values.get(key, "not set")
+            if old != new:
+                differences[f"{group}.{key}"] = (old, new)
+    return differences
+
+
+def print_differences(name: str, model: nn.Module, settings: dict[str, Any]) -> None:
+    """Print where and how long ``model`` trained and each setting in which it differs from
+    ``settings`` (a chapter's cell), so that a page always says which model it shows."""
+    r = model.record
+    print(f"{name}: trained on {r.machine}, {r.steps:,} steps, {r.seconds / 60:,.1f} min")
+    for key, (trained, wanted) in settings_differences(model, settings).items():
+        print(f"  {key}: trained with {trained}, this chapter's cell says {wanted}")

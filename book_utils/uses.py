@@ -11,14 +11,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Any
 
 import torch
 from IPython.display import Markdown
 from torch import nn
 from torch.nn import functional as F
 
-from book_utils.checkpoint import Record, plain
 from book_utils.diffusion import NoiseSchedule
 from book_utils.metrics.train_classifier import random_shift
 
@@ -255,20 +253,6 @@ class Detector(nn.Module):
 
 
 # --------------------------------------------------------------------------- tables
-def settings_differences(record: Record, settings: dict[str, Any]) -> dict[str, tuple]:
-    """The settings a model was trained with (its record's hyperparameters) that differ from
-    ``settings`` (config dataclasses by group, as the record groups them, e.g. {"model":
-    UNetConfig(), "train": ...}): {"group.key": (trained with, settings say)}. A setting the
-    record lacks counts as different."""
-    differences = {}
-    for group, values in plain(settings).items():
-        trained = record.hyperparameters.get(group, {})
-        for key, value in values.items():
-            if trained.get(key, "not recorded") != value:
-                differences[f"{group}.{key}"] = (trained.get(key, "not recorded"), value)
-    return differences
-
-
 def markdown_table(rows: dict[str, dict], columns: dict[str, str]) -> Markdown:
     """A Markdown table: one row per entry of ``rows`` (a dict of values by column), one
     column per entry of ``columns`` (its format, e.g. ".1f"; "" for text). Missing: —."""

@@ -6,7 +6,14 @@ import pickle
 import pytest
 import torch
 
-from book_utils.checkpoint import CheckpointError, Record, from_pretrained, save_pretrained
+from book_utils.checkpoint import (
+    CheckpointError,
+    Record,
+    from_pretrained,
+    print_differences,
+    save_pretrained,
+    settings_differences,
+)
 from book_utils.models.dcgan import DCGANConfig, DCGANGenerator
 from book_utils.models.vae import VAE, VAEConfig
 
@@ -97,3 +104,29 @@ def test_a_model_outside_the_registry_cannot_be_saved(tmp_path):
 def test_tuples_in_configs_come_back_as_tuples(tmp_path):
     vae = VAE(VAEConfig(latent_dim=2, hidden=(8, 4)))
     assert from_pretrained(save_pretrained(vae, tmp_path / "v")).config == vae.config
+
+
+def test_settings_differences_read_the_record_and_fill_the_model_group_from_the_config(
+    tmp_path, capsys
+):
+    """A record may lack model fields added since it was written (the config.json names
+    them all), and a GAN's record holds D's settings where G's config differs: the record
+    wins where both name a field. Fields on one side only are differences too."""
+    G = DCGANGenerator(SMALL)
+    recorded = {"model": {"latent_dim": 8, "d_channels": 6}, "train": {"lr": 2e-4, "beta1": 0.5}}
+    save_pretrained(G, tmp_path / "g", Record(steps=3, machine="CPU", hyperparameters=recorded))
+    loaded = from_pretrained(tmp_path / "g")
+    cell = {"model": SMALL, "train": {"lr": 1e-4, "batch_size": 64}}
+    assert settings_differences(loaded, cell) == {
+        "model.d_channels": (6, 4),  # the record's value, not G's config
+        "train.lr": (2e-4, 1e-4),
+        "train.batch_size": ("not recorded", 64),
+        "train.beta1": (0.5, "not set"),
+    }  # g_channels is not recorded but the config names it: the same, so no difference
+    assert settings_differences(loaded, {"model": SMALL, "train": recorded["train"]}) == {
+        "model.d_channels": (6, 4)
+    }
+    print_differences("g", loaded, cell)
+    printed = capsys.readouterr().out
+    assert printed.startswith("g: trained on CPU, 3 steps")
+    assert "  train.lr: trained with 0.0002, this chapter's cell says 0.0001" in printed
