@@ -24,7 +24,9 @@ the flow as part of z ("factored out"), and the rest go on to the next scale, so
 layers work on fewer dimensions. Images go in as (B, 1, 28, 28) with pixels v in [0, 1]
 (already dequantised: see :func:`dequantise`); z comes out flat, (B, 784).
 
-**Dequantisation.** A density on [0, 1]^D gives the 8-bit image x a probability through
+**Dequantisation.** A density p on the pixels' scale (the logit transform below spreads it
+over (-0.056, 1.056)^D, a little more than the unit cube, so the probabilities of all x sum
+to slightly less than 1) gives the 8-bit image x a probability through
 noise u in [0, 1)^D: log P(x) >= E_q[log p(v) - log q(u | x)] - D log 256 with
 v = (x + u) / 256, for any q. ``dequantisation="uniform"`` takes q = U[0, 1)^D (log q = 0);
 ``"variational"`` (Ho et al. 2019, Flow++) learns q(u | x): a small flow of its own,
