@@ -83,7 +83,7 @@ SETTINGS: dict[str, dict] = {
     "sngan_w32_mean": {"width": 32, "pooling": "mean"},
     # the recipe of chapter 07's first CPU models (width 16), at width 32
     "sngan_w32_standin": STANDIN,
-    "sngan_w64_standin": {"width": 64, "lr_g": 2e-4, "batch_size": 64},
+    "sngan_w64_standin": {**STANDIN, "width": 64},
     # the fair comparison of chapter 07: chapter 03's recipe and chapter 07's, an hour each
     "dcgan_ch03_long": CH03,
     "sngan_w32_standin_long": STANDIN,

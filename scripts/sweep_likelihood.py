@@ -78,7 +78,7 @@ SETTINGS: dict[str, tuple[str, dict, float, int]] = {
         128,
     ),
     "realnvp_h16_b1_b32": ("realnvp", {"hidden": 16, "num_blocks": 1}, 1e-3, 32),
-    "realnvp_h32_b2_b32": ("realnvp", {"hidden": 32, "num_blocks": 2}, 1e-3, 32),
+    "realnvp_h32_b2_b32": ("realnvp", H32, 1e-3, 32),
     "realnvp_h64_b2_b32": ("realnvp", {"num_blocks": 2}, 1e-3, 32),
     "realnvp_h32_b2_b32_vardeq": ("realnvp", {**H32, **VARDEQ}, 1e-3, 32),
     "realnvp_h32_b2_b32_actnorm": ("realnvp", {**H32, "actnorm": True}, 1e-3, 32),
