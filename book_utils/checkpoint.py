@@ -86,6 +86,15 @@ def _read(path: Path) -> Any:
         raise CheckpointError(f"{path} is corrupt ({err}); restore it or save again") from err
 
 
+def saved_models(folder: Path | None = None) -> list[str]:
+    """The names of the models saved in ``folder`` (default :data:`CHECKPOINT_DIR`): its
+    subfolders that hold a config.json, sorted."""
+    folder = CHECKPOINT_DIR if folder is None else folder
+    if not folder.is_dir():
+        return []
+    return sorted(p.name for p in folder.iterdir() if (p / "config.json").is_file())
+
+
 def from_pretrained(
     name_or_folder: str | Path,
     device: str | torch.device = "cpu",
@@ -97,8 +106,8 @@ def from_pretrained(
     if isinstance(name_or_folder, str) and "/" not in name_or_folder:
         folder = CHECKPOINT_DIR / name_or_folder
     if not folder.is_dir():
-        known = sorted(p.name for p in CHECKPOINT_DIR.iterdir() if (p / "config.json").is_file())
-        raise CheckpointError(f"No saved model at {folder}. The book's models: {', '.join(known)}")
+        known = ", ".join(saved_models())
+        raise CheckpointError(f"No saved model at {folder}. The book's models: {known}")
     saved, weights = _read(folder / "config.json"), _read(folder / "model.safetensors")
     cls, config_cls = MODEL_CLASSES.get(saved.get("class"), (None, None))
     if cls is None or (model_class is not None and cls is not model_class):

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from book_utils.checkpoint import CHECKPOINT_DIR, CheckpointError, from_pretrained
+from book_utils.checkpoint import CHECKPOINT_DIR, CheckpointError, from_pretrained, saved_models
 from book_utils.data import from_unit
 from book_utils.models import MODEL_CLASSES
 
@@ -44,10 +44,11 @@ BOOK_MODELS = {
 def available_models() -> list[str]:
     """The short names of the saved models that can draw samples."""
     names = []
-    for config in sorted(CHECKPOINT_DIR.glob("*/config.json")):
-        model_class, _ = MODEL_CLASSES.get(json.loads(config.read_text())["class"], (None, None))
+    for name in saved_models():
+        saved = json.loads((CHECKPOINT_DIR / name / "config.json").read_text())
+        model_class, _ = MODEL_CLASSES.get(saved["class"], (None, None))
         if hasattr(model_class, "sample"):
-            names.append(config.parent.name)
+            names.append(name)
     return names
 
 

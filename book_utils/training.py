@@ -31,7 +31,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from book_utils.checkpoint import CHECKPOINT_DIR, Record, plain, save_pretrained
+from book_utils.checkpoint import CHECKPOINT_DIR, Record, plain, save_pretrained, saved_models
 from book_utils.data import default_data_root
 from book_utils.files import atomic_write
 from book_utils.runtime import describe_device, get_mode, retrain_names, retrain_requested
@@ -43,8 +43,7 @@ def _check_retrain_names() -> None:
     names = retrain_names()
     if names is None:
         return
-    folders = CHECKPOINT_DIR.iterdir() if CHECKPOINT_DIR.is_dir() else []
-    models = {p.name for p in folders if p.is_dir()}
+    models = set(saved_models(CHECKPOINT_DIR))
     unknown = names - models
     if unknown:
         raise ValueError(

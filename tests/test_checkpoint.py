@@ -12,6 +12,7 @@ from book_utils.checkpoint import (
     from_pretrained,
     print_differences,
     save_pretrained,
+    saved_models,
     settings_differences,
 )
 from book_utils.models.dcgan import DCGANConfig, DCGANGenerator
@@ -85,6 +86,20 @@ def test_corrupt_files_and_unknown_names_are_refused(folder, tmp_path):
     (tmp_path / "odd" / "model.safetensors").write_bytes(weights.read_bytes())
     with pytest.raises(CheckpointError):
         from_pretrained(tmp_path / "odd")
+
+
+def test_saved_models_lists_the_folders_that_hold_a_model(tmp_path, monkeypatch):
+    import book_utils.checkpoint as checkpoint
+
+    monkeypatch.setattr(checkpoint, "CHECKPOINT_DIR", tmp_path / "missing")
+    assert saved_models() == []
+    monkeypatch.setattr(checkpoint, "CHECKPOINT_DIR", tmp_path)
+    for name in ["b_model", "a_model", "empty"]:
+        (tmp_path / name).mkdir()
+    save_pretrained(DCGANGenerator(SMALL), tmp_path / "b_model")
+    save_pretrained(DCGANGenerator(SMALL), tmp_path / "a_model")
+    (tmp_path / "notes.txt").write_text("not a folder")
+    assert saved_models() == ["a_model", "b_model"]  # sorted; no config.json, no model
 
 
 def test_no_file_of_a_model_folder_is_a_pickle(folder):

@@ -247,8 +247,9 @@ def test_retrain_switch(monkeypatch):
 
 
 def test_retrain_names_choose_the_models(full_mode, monkeypatch):
-    (full_mode / "models" / "toy").mkdir(parents=True)  # a finished model of each name
-    (full_mode / "models" / "other").mkdir(parents=True)
+    for name in ["toy", "other"]:  # a finished model of each name
+        (full_mode / "models" / name).mkdir(parents=True)
+        (full_mode / "models" / name / "config.json").write_text("{}")
     monkeypatch.setenv("BOOK_RETRAIN", "toy")
     assert retrain_requested() is True  # some model is retrained: quoted figures may not hold
     assert retrain_requested(False, "toy") is True  # the list wins over the chapter's flag
