@@ -71,6 +71,8 @@ def test_shapes_units_and_errors(model):
         PixelCNN(PixelCNNConfig(kernel_size=4))
     with pytest.raises(ValueError, match="at least 1"):
         model.sample(0)
+    with pytest.raises(ValueError, match="at least 1"):
+        model.sample(2, batch_size=0)
 
 
 def test_same_seed_same_samples(model):
@@ -115,6 +117,8 @@ def test_cached_sampling_draws_the_same_images_as_the_plain_sampler():
     plain = model.sample(3, torch.Generator().manual_seed(5), cached=False)
     cached = model.sample(3, torch.Generator().manual_seed(5), cached=True)
     assert torch.equal(plain, cached) and 0.05 < plain.mean() < 0.95
+    in_ones = model.sample(3, torch.Generator().manual_seed(5), batch_size=1)
+    assert torch.equal(in_ones, cached)  # drawn one at a time: the same images
     x = (torch.rand(2, 1, 28, 28) < 0.4).float()
     with torch.no_grad():
         for row in (0, 13, 27):  # one row's logits from the cache = the whole network's

@@ -161,7 +161,11 @@ class PixelCNN(nn.Module):
 
     @eval_mode
     def sample(
-        self, n: int, generator: torch.Generator | None = None, cached: bool = True
+        self,
+        n: int,
+        generator: torch.Generator | None = None,
+        cached: bool = True,
+        batch_size: int = 500,
     ) -> torch.Tensor:
         """n binary images, pixel by pixel in raster order.
 
@@ -170,12 +174,20 @@ class PixelCNN(nn.Module):
         of the whole network on the image so far for each of the 784 pixels.
         ``cached=True`` gives the same images with far less work: the vertical stack's
         features of row r depend only on the rows above it, so they are computed once per
-        row (28 calls), and only the horizontal stack runs for each pixel, on its row."""
-        if n < 1:
-            raise ValueError(f"n must be at least 1, got {n}")
-        device = next(self.parameters()).device
-        x = torch.zeros(n, *IMAGE_SHAPE, device=device)  # (n, 1, 28, 28)
+        row (28 calls), and only the horizontal stack runs for each pixel, on its row.
+        The images are drawn ``batch_size`` at a time: memory grows with it, the images
+        do not depend on it."""
+        if n < 1 or batch_size < 1:
+            raise ValueError(f"n and batch_size must be at least 1, got {n}, {batch_size}")
         uniform = torch.rand(n, math.prod(IMAGE_SHAPE), generator=generator)  # (n, 784)
+        chunks = [self._draw(u, cached) for u in uniform.split(batch_size)]
+        return torch.cat(chunks)
+
+    def _draw(self, uniform: torch.Tensor, cached: bool) -> torch.Tensor:
+        """One image per row of ``uniform`` (n, 784): pixel i is 1 where uniform[:, i] is
+        below the model's probability of a 1, given the pixels before it."""
+        device = next(self.parameters()).device
+        x = torch.zeros(len(uniform), *IMAGE_SHAPE, device=device)  # (n, 1, 28, 28)
         for row in range(28):
             if cached:
                 v_rows = self._vertical_features(x, row)  # per layer, (n, 2C, 1, 28)
