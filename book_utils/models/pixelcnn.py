@@ -171,56 +171,69 @@ class PixelCNN(nn.Module):
 
         Each pixel is drawn on the CPU with ``generator`` (the same seed gives the same
         images on every device, and with either method). ``cached=False`` makes one call
-        of the whole network on the image so far for each of the 784 pixels.
-        ``cached=True`` gives the same images with far less work: the vertical stack's
-        features of row r depend only on the rows above it, so they are computed once per
-        row (28 calls), and only the horizontal stack runs for each pixel, on its row.
-        The images are drawn ``batch_size`` at a time: memory grows with it, the images
-        do not depend on it."""
+        of the whole network on the image so far for each of the 784 pixels;
+        ``cached=True`` computes each feature once (``_draw_cached``) and gives the same
+        images. The images are drawn ``batch_size`` at a time: memory grows with it, the
+        images do not depend on it."""
         if n < 1 or batch_size < 1:
             raise ValueError(f"n and batch_size must be at least 1, got {n}, {batch_size}")
         uniform = torch.rand(n, math.prod(IMAGE_SHAPE), generator=generator)  # (n, 784)
-        chunks = [self._draw(u, cached) for u in uniform.split(batch_size)]
-        return torch.cat(chunks)
+        draw = self._draw_cached if cached else self._draw_plain
+        return torch.cat([draw(u) for u in uniform.split(batch_size)])
 
-    def _draw(self, uniform: torch.Tensor, cached: bool) -> torch.Tensor:
+    def _draw_plain(self, uniform: torch.Tensor) -> torch.Tensor:
         """One image per row of ``uniform`` (n, 784): pixel i is 1 where uniform[:, i] is
-        below the model's probability of a 1, given the pixels before it."""
+        below the model's probability of a 1 given the pixels before it, from a call of
+        the whole network on the image so far."""
         device = next(self.parameters()).device
         x = torch.zeros(len(uniform), *IMAGE_SHAPE, device=device)  # (n, 1, 28, 28)
-        for row in range(28):
-            if cached:
-                v_rows = self._vertical_features(x, row)  # per layer, (n, 2C, 1, 28)
-            for col in range(28):
-                if cached:
-                    logits = self._row_logits(x[:, :, row : row + 1], v_rows)  # (n, 1, 1, 28)
-                    p = torch.sigmoid(logits[:, 0, 0, col])
-                else:
-                    p = torch.sigmoid(self(x)[:, 0, row, col])  # (n,)
-                draw = uniform[:, 28 * row + col] < p.float().cpu()
-                x[:, 0, row, col] = draw.float().to(device)
+        for i in range(math.prod(IMAGE_SHAPE)):
+            row, col = divmod(i, 28)
+            p = torch.sigmoid(self(x)[:, 0, row, col])  # (n,)
+            x[:, 0, row, col] = (uniform[:, i] < p.float().cpu()).float().to(device)
         return x
 
-    def _vertical_features(self, x: torch.Tensor, row: int) -> list[torch.Tensor]:
-        """Each layer's vertical-stack features (before the gate) at ``row``, from the rows
-        above it: (B, 2C, 1, 28) per layer. Rows row + 1 and below play no part."""
-        v = 2 * x[:, :, : row + 1] - 1  # (B, 1, row + 1, 28): the rows up to this one
-        features = []
-        for layer in self.layers:
-            v_features = layer.vertical(v)  # (B, 2C, row + 1, 28)
-            features.append(v_features[:, :, row : row + 1])
-            v = layer.gate(v_features)
-        return features
-
-    def _row_logits(self, x_row: torch.Tensor, v_rows: list[torch.Tensor]) -> torch.Tensor:
-        """The logits of one row (B, 1, 1, 28) from its pixels so far and the vertical
-        features of that row: the horizontal stack and the head, on the row alone."""
-        h = 2 * x_row - 1  # (B, 1, 1, 28)
-        for layer, v_features in zip(self.layers, v_rows, strict=True):
-            h_features = layer.horizontal(h) + layer.v_to_h(v_features)  # (B, 2C, 1, 28)
-            h_new = layer.h_out(layer.gate(h_features))  # (B, C, 1, 28)
-            h = h_new if layer.first else h + h_new
-        return self.head(h)  # (B, 1, 1, 28)
+    def _draw_cached(self, uniform: torch.Tensor) -> torch.Tensor:
+        """The same draws, each layer's features computed once, when their inputs are
+        final. Layer i's vertical features at row r need its input's rows r - k//2 .. r
+        only (the rows above r, for the first layer), all final once row r - 1 is drawn:
+        one row of them is computed per image row. Its horizontal features at pixel
+        (r, c) need its input's columns c - k//2 .. c of row r (left of c, for the first
+        layer), final once pixel c - 1 is drawn: one column per pixel. In all about the
+        arithmetic of one network call, in 28 + 784 small sequential steps."""
+        if not all(isinstance(layer.vertical, CroppedConv2d) for layer in self.layers):
+            raise TypeError("cached sampling needs the cropped kernels; use cached=False")
+        n, k, c = len(uniform), self.config.kernel_size, self.config.channels
+        device = next(self.parameters()).device
+        widths = [1] + [c] * len(self.layers)  # each layer's input channels, then the output
+        # v[i]: layer i's vertical input, with k//2 zero rows above (the convolution's
+        # padding); h[i]: its horizontal input on the current row, k//2 zero columns left
+        v = [torch.zeros(n, w, k // 2 + 28, 28, device=device) for w in widths]
+        for row in range(28):
+            v_to_h = []  # per layer, the vertical stack's input to the row: (n, 2C, 28)
+            for i, layer in enumerate(self.layers):
+                kernel = layer.vertical.weight  # (2C, C_in, k//2 + 1, or k//2 first, k)
+                window = v[i][:, :, row : row + kernel.shape[2]]  # its rows row - k//2 ..
+                window = F.pad(window, (k // 2, k // 2))  # zero columns, as in training
+                features = F.conv2d(window, kernel, layer.vertical.bias)  # (n, 2C, 1, 28)
+                v[i + 1][:, :, k // 2 + row] = layer.gate(features)[:, :, 0]
+                v_to_h.append(layer.v_to_h(features)[:, :, 0])
+            h = [torch.zeros(n, w, k // 2 + 28, device=device) for w in widths]
+            for col in range(28):
+                for i, layer in enumerate(self.layers):
+                    kernel = layer.horizontal.weight  # (2C, C_in, 1, k//2 + 1, or k//2 first)
+                    window = h[i][:, :, col : col + kernel.shape[-1]]  # (n, C_in, width)
+                    a = F.linear(window.flatten(1), kernel.flatten(1), layer.horizontal.bias)
+                    gated = layer.gate(a + v_to_h[i][:, :, col])  # (n, C)
+                    h_new = F.linear(gated, layer.h_out.weight.flatten(1), layer.h_out.bias)
+                    h_in = h[i][:, :, k // 2 + col]  # the residual: the input at (row, col)
+                    h[i + 1][:, :, k // 2 + col] = h_new if layer.first else h_in + h_new
+                logit = self.head(h[-1][:, :, k // 2 + col, None, None])  # (n, 1, 1, 1)
+                p = torch.sigmoid(logit.flatten()).float().cpu()
+                pixel = (uniform[:, 28 * row + col] < p).float().to(device)  # (n,)
+                h[0][:, 0, k // 2 + col] = 2 * pixel - 1
+                v[0][:, 0, k // 2 + row, col] = 2 * pixel - 1
+        return (v[0][:, :, k // 2 :] + 1) / 2  # {-1, 1} -> {0, 1}: (n, 1, 28, 28)
 
 
 def bits_per_pixel(nll_nats: float) -> float:
