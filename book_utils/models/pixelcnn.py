@@ -169,12 +169,12 @@ class PixelCNN(nn.Module):
     ) -> torch.Tensor:
         """n binary images, pixel by pixel in raster order.
 
-        Each pixel is drawn on the CPU with ``generator`` (the same seed gives the same
-        images on every device, and with either method). ``cached=False`` makes one call
-        of the whole network on the image so far for each of the 784 pixels;
-        ``cached=True`` computes each feature once (``_draw_cached``) and gives the same
-        images. The images are drawn ``batch_size`` at a time: memory grows with it, the
-        images do not depend on it."""
+        Each pixel's uniform is drawn on the CPU with ``generator``, so the same seed
+        gives the same images on every device and with either method, up to rounding (a
+        GPU's TF32 convolutions can move a probability enough to flip a draw).
+        ``cached=False`` calls the whole network on the image so far for each of the 784
+        pixels; ``cached=True`` computes each feature once (``_draw_cached``). The images
+        are drawn ``batch_size`` at a time: memory grows with it, the images do not."""
         if n < 1 or batch_size < 1:
             raise ValueError(f"n and batch_size must be at least 1, got {n}, {batch_size}")
         uniform = torch.rand(n, math.prod(IMAGE_SHAPE), generator=generator)  # (n, 784)
@@ -201,7 +201,8 @@ class PixelCNN(nn.Module):
         (r, c) need its input's columns c - k//2 .. c of row r (left of c, for the first
         layer), final once pixel c - 1 is drawn: one column per pixel. In all about the
         arithmetic of one network call, in 28 + 784 small sequential steps."""
-        if not all(isinstance(layer.vertical, CroppedConv2d) for layer in self.layers):
+        convs = [conv for layer in self.layers for conv in (layer.vertical, layer.horizontal)]
+        if not all(isinstance(conv, CroppedConv2d) for conv in convs):
             raise TypeError("cached sampling needs the cropped kernels; use cached=False")
         n, k, c = len(uniform), self.config.kernel_size, self.config.channels
         device = next(self.parameters()).device
