@@ -1,7 +1,7 @@
 """Draw samples from any trained generative model of the book.
 
     python -m book_utils.sample NAME [--n N] [--out FILE] [--seed S] [--device D] [--steps K]
-                                     [--label K]
+                                     [--label K] [--guidance W]
 
 NAME is the short name of a model folder in ``book_utils/checkpoints/`` (``dcgan``) or the
 path of any model folder. :func:`~book_utils.checkpoint.from_pretrained` rebuilds the model
@@ -12,7 +12,10 @@ FILE ending in ``.npy`` gets uint8 images shaped (N, 28, 28), the format that
 Models that sample in steps (chapter 06's ``ddpm`` and ``flow``) take ``--steps K``, the
 number of network evaluations per image (default: the model's ``config.sample_steps``).
 The conditional models of chapter 08 (``cvae``, ``cgan``, ``flow_cfg``) take ``--label K``,
-the digit to draw (default: the digits in turn, or at random for ``cgan``).
+the digit to draw (default: the digits in turn, or at random for ``cgan``); so does a flow
+network trained with the digit's label and label dropout (chapter 06's ``flow``), whose
+default is the null label: the unconditional model. The guided flows take ``--guidance W``,
+the classifier-free guidance scale (default: the model's ``config.guidance``).
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from tqdm import tqdm
 from book_utils.checkpoint import CHECKPOINT_DIR, CheckpointError, from_pretrained, saved_models
 from book_utils.data import from_unit
 from book_utils.models import MODEL_CLASSES
+from book_utils.models.unet import FlowUNet, GuidedFlowUNet
 
 # The generative models that chapter 05 scores side by side, in the order of the book.
 BOOK_MODELS = {
@@ -61,12 +65,14 @@ def draw_samples(
     progress: bool = False,
     steps: int | None = None,
     label: int | None = None,
+    guidance: float | None = None,
 ) -> torch.Tensor:
     """n samples of a saved model as uint8 images (n, 28, 28), on the CPU.
 
     ``steps``: network evaluations per image, for the models that sample in steps
     (their ``sample`` takes ``steps``); None uses the model's default. ``label``: the
-    digit to draw, for the conditional models (their ``sample`` takes ``labels``).
+    digit to draw, for the conditional models (their ``sample`` takes ``labels``, or they
+    are flow networks with labels). ``guidance``: the guidance scale, for the guided flows.
 
     The noise comes from one CPU generator seeded with ``seed``, batch after batch: the
     same name, n, seed and batch_size give the same images (exactly, on the CPU).
@@ -76,7 +82,14 @@ def draw_samples(
     model = from_pretrained(name, device)
     if not hasattr(model, "sample"):
         raise CheckpointError(f"{name} holds a {type(model).__name__}, which draws no samples")
+    conditional_flow = type(model) is FlowUNet and model.config.num_classes > 0
+    if conditional_flow and (label is not None or guidance is not None):
+        model = GuidedFlowUNet.from_flow(model)  # the same weights, sampled with labels
     options = {}
+    if guidance is not None:
+        if "guidance" not in inspect.signature(model.sample).parameters:
+            raise ValueError(f"{name} is not a guided flow; it takes no guidance")
+        options["guidance"] = float(guidance)
     if steps is not None:  # the model's sample checks the number itself
         if "steps" not in inspect.signature(model.sample).parameters:
             raise ValueError(f"{name} draws its samples in one pass; it takes no steps")
@@ -134,7 +147,14 @@ def main(argv: list[str] | None = None) -> int:
         "--label",
         type=int,
         metavar="K",
-        help="the digit to draw, for the conditional models cvae, cgan and flow_cfg",
+        help="the digit to draw, for the conditional models (cvae, cgan, flow_cfg, and a "
+        "flow trained with labels)",
+    )
+    parser.add_argument(
+        "--guidance",
+        type=float,
+        metavar="W",
+        help="classifier-free guidance scale, for the guided flows (default: the model's own)",
     )
     args = parser.parse_args(argv)
     out = args.out or Path(f"{Path(args.model).name}.png")
@@ -151,6 +171,7 @@ def main(argv: list[str] | None = None) -> int:
             progress=True,
             steps=args.steps,
             label=args.label,
+            guidance=args.guidance,
         )
     except (CheckpointError, ValueError) as err:
         parser.error(str(err))

@@ -1,10 +1,13 @@
 """Chapter 08's conditional models: the conditional VAE, classifier-free guidance for the
 flow network, the conditional scores, and the committed checkpoints with ``--label``."""
 
+import dataclasses
+
 import pytest
 import torch
 
-from book_utils.checkpoint import CHECKPOINT_DIR, from_pretrained
+from book_utils.checkpoint import CHECKPOINT_DIR, from_pretrained, save_pretrained
+from book_utils.data import from_signed_unit
 from book_utils.diffusion import guided_velocity
 from book_utils.metrics import conditional_scores, extract, fid, load_classifier
 from book_utils.models.unet import FlowUNet, GuidedFlowUNet, UNetConfig
@@ -138,3 +141,35 @@ def test_cli_label(tmp_path):
             main([*args, "--out", str(tmp_path / "x.npy")])
         assert exit_info.value.code == 2
     assert not (tmp_path / "x.npy").exists()
+
+
+def test_a_flow_trained_with_labels_draws_digits_and_guidance_through_draw_samples(tmp_path):
+    torch.manual_seed(0)
+    flow = FlowUNet(SMALL_UNET)  # chapter 06's kind: a FlowUNet with labels (and null)
+    with torch.no_grad():
+        for parameter in flow.parameters():  # away from the zero start: labels matter
+            parameter.add_(0.05 * torch.randn_like(parameter))
+    folder = save_pretrained(flow, tmp_path / "flow")
+    guided = GuidedFlowUNet.from_flow(flow)
+    assert type(guided) is GuidedFlowUNet and guided.config == flow.config
+    for a, b in zip(guided.state_dict().values(), flow.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+
+    def seeded():
+        return torch.Generator().manual_seed(1)
+
+    def same(a: torch.Tensor, b: torch.Tensor) -> bool:  # up to a grey level's rounding
+        return (a.int() - b.int()).abs().max().item() <= 1
+
+    threes = torch.full((4,), 3)
+    expected = from_signed_unit(guided.sample(4, seeded(), labels=threes, guidance=2.0))
+    assert same(draw_samples(str(folder), 4, seed=1, label=3, guidance=2.0), expected)
+    no_label = draw_samples(str(folder), 4, seed=1)  # the null label: the flow's own sample
+    assert same(no_label, from_signed_unit(flow.sample(4, seeded())))
+    fives = draw_samples(str(folder), 4, seed=1, label=5)
+    assert not torch.equal(draw_samples(str(folder), 4, seed=1, label=3), fives)
+    with pytest.raises(ValueError, match="takes no guidance"):
+        draw_samples("cvae", 4, guidance=1.0)
+    plain = FlowUNet(dataclasses.replace(SMALL_UNET, num_classes=0))
+    with pytest.raises(ValueError, match="not a conditional model"):
+        draw_samples(str(save_pretrained(plain, tmp_path / "plain")), 4, label=3)

@@ -248,6 +248,16 @@ class GuidedFlowUNet(FlowUNet):
             raise ValueError("GuidedFlowUNet needs num_classes >= 1 in its config")
         super().__init__(config)
 
+    @classmethod
+    def from_flow(cls, flow: FlowUNet) -> GuidedFlowUNet:
+        """The same weights (and record, if any), sampled with labels and guidance: a
+        conditional FlowUNet trained with label dropout, such as chapter 06's."""
+        guided = cls(flow.config).to(next(flow.parameters()).device)
+        guided.load_state_dict(flow.state_dict())
+        if hasattr(flow, "record"):
+            guided.record = flow.record
+        return guided.train(flow.training)
+
     @eval_mode
     def sample(
         self,
