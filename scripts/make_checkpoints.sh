@@ -8,7 +8,9 @@
 #
 # Each chapter is converted by jupytext into a plain Python script (the same cells in the
 # same order) under runs/chapter_scripts/, then the scripts run side by side, each from
-# the chapters/ folder, with their output in runs/logs/<chapter>.log. Running a script
+# the chapters/ folder, with their output in runs/logs/<chapter>.log (or, when
+# BOOK_RETRAIN names models, runs/logs/<chapter>.<names>.log: so one chapter's models can
+# train side by side, one command each, e.g. BOOK_RETRAIN=ddpm and BOOK_RETRAIN=flow). Running a script
 # instead of a notebook means the training machine needs only the book's Python packages,
 # not Jupyter. The chapters write their finished models to book_utils/checkpoints/<name>/,
 # and their progress while training to <data root>/runs/ (or $BOOK_RUNS_DIR/runs/).
@@ -31,16 +33,19 @@ fi
 mkdir -p runs/chapter_scripts runs/logs
 if [ "${SKIP_CONVERT:-0}" != 1 ]; then
     for chapter in "${chapters[@]}"; do
-        "$PYTHON" -m jupytext --quiet --to py:percent \
-            --output "runs/chapter_scripts/$chapter.py" "chapters/$chapter.md"
+        script="runs/chapter_scripts/$chapter.py"
+        "$PYTHON" -m jupytext --quiet --to py:percent --output "$script.new" "chapters/$chapter.md"
         # jupytext comments out IPython magics; the Colab cell's `%pip` is the only
         # statement of an `if`, so it becomes `pass` (this machine is not Colab).
-        sed -i -E 's/^([[:space:]]+)# %pip /\1pass  # %pip /' "runs/chapter_scripts/$chapter.py"
+        sed -i -E 's/^([[:space:]]+)# %pip /\1pass  # %pip /' "$script.new"
+        mv "$script.new" "$script"  # at once: a run of the same chapter may be starting
     done
 fi
 if [ "$convert_only" = 1 ]; then exit 0; fi
 export BOOK_MODE="${BOOK_MODE:-full}" BOOK_RETRAIN="${BOOK_RETRAIN:-1}" MPLBACKEND=Agg PYTHONUNBUFFERED=1
 root="$(pwd)"
+tag=""  # the models named by BOOK_RETRAIN, in the logs' names
+case "${BOOK_RETRAIN,,}" in 1 | 0 | true | false | yes | no | "") ;; *) tag=".${BOOK_RETRAIN//,/-}" ;; esac
 declare -A pids
 # Stopped (Ctrl-C, or SIGTERM): stop every chapter with SIGTERM (a background job ignores
 # SIGINT), which makes each save after its current step; running this again resumes them.
@@ -53,9 +58,9 @@ stop() {
 trap stop INT TERM
 for chapter in "${chapters[@]}"; do
     (cd chapters && exec "$PYTHON" "$root/runs/chapter_scripts/$chapter.py") \
-        > "runs/logs/$chapter.log" 2>&1 &
+        > "runs/logs/$chapter$tag.log" 2>&1 &
     pids[$chapter]=$!
-    echo "started $chapter (log: runs/logs/$chapter.log)"
+    echo "started $chapter (log: runs/logs/$chapter$tag.log)"
 done
 failed=0
 for chapter in "${chapters[@]}"; do
@@ -63,11 +68,11 @@ for chapter in "${chapters[@]}"; do
     wait "${pids[$chapter]}" || status=$?
     if [ "$status" = 0 ]; then
         echo "$chapter: done"
-    elif grep -q "saved at step" "runs/logs/$chapter.log"; then  # stopped by a signal
+    elif grep -q "saved at step" "runs/logs/$chapter$tag.log"; then  # stopped by a signal
         echo "$chapter: stopped; its progress is saved, run this again to resume"
         failed=1
     else
-        echo "$chapter: FAILED, see runs/logs/$chapter.log"
+        echo "$chapter: FAILED, see runs/logs/$chapter$tag.log"
         failed=1
     fi
 done

@@ -1,8 +1,10 @@
 """scripts/compare_dcgan_configs.py without training: each run's environment, its copy of
-the book, and the FID record read back from saved progress and from a finished model."""
+the book, and the FID record read back from saved progress and from a finished model; and
+scripts/make_checkpoints.sh's logs and exit status, with a stand-in interpreter."""
 
 import importlib.util
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -90,3 +92,41 @@ def test_page_times_reads_each_executed_page_from_a_build_log():
         "Executed notebook in 3.25 seconds [mystnb]\n"
     )
     assert module.page_times(log) == {"chapters/01_minimax": 21.5, "chapters/10_likelihood": 3.25}
+
+
+@pytest.mark.parametrize(
+    ("retrain", "log_name"),
+    [
+        ("0", "zz_stub.log"),
+        ("1", "zz_stub.log"),
+        ("flow", "zz_stub.flow.log"),
+        ("ddpm,Flow", "zz_stub.ddpm-Flow.log"),
+    ],
+)
+def test_make_checkpoints_names_each_log_after_the_models_it_retrains(tmp_path, retrain, log_name):
+    """One chapter's models can train side by side (BOOK_RETRAIN=ddpm, BOOK_RETRAIN=flow),
+    each with its own log; a stopped run is reported as resumable."""
+    stub = tmp_path / "python"  # stands in for the interpreter: prints, or stops "saved"
+    stub.write_text(
+        '#!/usr/bin/env bash\necho "ran $1 with BOOK_RETRAIN=$BOOK_RETRAIN"\n'
+        '[ -n "${STUB_STOP:-}" ] && { echo "saved at step 5"; exit 1; }\nexit 0\n'
+    )
+    stub.chmod(0o755)
+    logs = ROOT / "runs" / "logs"
+    script = ROOT / "scripts" / "make_checkpoints.sh"
+    env = {**os.environ, "PYTHON": str(stub), "SKIP_CONVERT": "1", "BOOK_RETRAIN": retrain}
+    try:
+        done = subprocess.run(
+            ["bash", str(script), "zz_stub"], env=env, capture_output=True, text=True
+        )
+        assert done.returncode == 0, done.stderr
+        assert f"log: runs/logs/{log_name}" in done.stdout and "zz_stub: done" in done.stdout
+        assert f"BOOK_RETRAIN={retrain}" in (logs / log_name).read_text()
+        env["STUB_STOP"] = "1"
+        stopped = subprocess.run(
+            ["bash", str(script), "zz_stub"], env=env, capture_output=True, text=True
+        )
+        assert stopped.returncode == 1 and "stopped; its progress is saved" in stopped.stdout
+    finally:
+        for path in logs.glob("zz_stub*.log"):
+            path.unlink()
