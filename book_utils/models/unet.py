@@ -39,7 +39,7 @@ is exactly chapter 06's, so its saved models load unchanged.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch import nn
@@ -249,10 +249,14 @@ class GuidedFlowUNet(FlowUNet):
         super().__init__(config)
 
     @classmethod
-    def from_flow(cls, flow: FlowUNet) -> GuidedFlowUNet:
+    def from_flow(cls, flow: FlowUNet, guidance: float | None = None) -> GuidedFlowUNet:
         """The same weights (and record, if any), sampled with labels and guidance: a
-        conditional FlowUNet trained with label dropout, such as chapter 06's."""
-        guided = cls(flow.config).to(next(flow.parameters()).device)
+        conditional FlowUNet trained with label dropout, such as chapter 06's.
+        ``guidance`` replaces the config's default scale, if given."""
+        config = flow.config
+        if guidance is not None:
+            config = replace(config, guidance=float(guidance))
+        guided = cls(config).to(next(flow.parameters()).device)
         guided.load_state_dict(flow.state_dict())
         if hasattr(flow, "record"):
             guided.record = flow.record
