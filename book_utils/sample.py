@@ -180,9 +180,9 @@ def main(argv: list[str] | None = None) -> int:
         np.save(out, images.numpy())
     else:
         save_png_grid(images, out)
-    what = f"{args.n} samples of {args.model}" + (
-        f", digit {args.label}" if args.label is not None else ""
-    )
+    what = f"{args.n} samples of {args.model}"
+    what += f", digit {args.label}" if args.label is not None else ""
+    what += f", guidance {args.guidance:g}" if args.guidance is not None else ""
     print(f"wrote {what} (seed {args.seed}) to {out}", file=sys.stderr)
     return 0
 
