@@ -10,8 +10,8 @@
 # same order) under runs/chapter_scripts/, then the scripts run side by side, each from
 # the chapters/ folder, with their output in runs/logs/<chapter>.log (or, when
 # BOOK_RETRAIN names models, runs/logs/<chapter>.<names>.log: so one chapter's models can
-# train side by side, one command each, e.g. BOOK_RETRAIN=ddpm and BOOK_RETRAIN=flow). Running a script
-# instead of a notebook means the training machine needs only the book's Python packages,
+# train side by side, one command each, e.g. BOOK_RETRAIN=ddpm and BOOK_RETRAIN=flow).
+# Running a script instead of a notebook means the training machine needs only the book's Python packages,
 # not Jupyter. The chapters write their finished models to book_utils/checkpoints/<name>/,
 # and their progress while training to <data root>/runs/ (or $BOOK_RUNS_DIR/runs/).
 #
@@ -46,7 +46,7 @@ export BOOK_MODE="${BOOK_MODE:-full}" BOOK_RETRAIN="${BOOK_RETRAIN:-1}" MPLBACKE
 root="$(pwd)"
 tag=""  # the models named by BOOK_RETRAIN, in the logs' names
 case "${BOOK_RETRAIN,,}" in 1 | 0 | true | false | yes | no | "") ;; *) tag=".${BOOK_RETRAIN//,/-}" ;; esac
-declare -A pids
+declare -A pids logs
 # Stopped (Ctrl-C, or SIGTERM): stop every chapter with SIGTERM (a background job ignores
 # SIGINT), which makes each save after its current step; running this again resumes them.
 stop() {
@@ -57,10 +57,11 @@ stop() {
 }
 trap stop INT TERM
 for chapter in "${chapters[@]}"; do
+    logs[$chapter]="runs/logs/$chapter$tag.log"
     (cd chapters && exec "$PYTHON" "$root/runs/chapter_scripts/$chapter.py") \
-        > "runs/logs/$chapter$tag.log" 2>&1 &
+        > "${logs[$chapter]}" 2>&1 &
     pids[$chapter]=$!
-    echo "started $chapter (log: runs/logs/$chapter$tag.log)"
+    echo "started $chapter (log: ${logs[$chapter]})"
 done
 failed=0
 for chapter in "${chapters[@]}"; do
@@ -68,11 +69,11 @@ for chapter in "${chapters[@]}"; do
     wait "${pids[$chapter]}" || status=$?
     if [ "$status" = 0 ]; then
         echo "$chapter: done"
-    elif grep -q "saved at step" "runs/logs/$chapter$tag.log"; then  # stopped by a signal
+    elif grep -q "saved at step" "${logs[$chapter]}"; then  # stopped by a signal
         echo "$chapter: stopped; its progress is saved, run this again to resume"
         failed=1
     else
-        echo "$chapter: FAILED, see runs/logs/$chapter$tag.log"
+        echo "$chapter: FAILED, see ${logs[$chapter]}"
         failed=1
     fi
 done

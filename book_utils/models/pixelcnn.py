@@ -204,22 +204,23 @@ class PixelCNN(nn.Module):
         convs = [conv for layer in self.layers for conv in (layer.vertical, layer.horizontal)]
         if not all(isinstance(conv, CroppedConv2d) for conv in convs):
             raise TypeError("cached sampling needs the cropped kernels; use cached=False")
-        n, k, c = len(uniform), self.config.kernel_size, self.config.channels
+        n, pad = len(uniform), self.config.kernel_size // 2  # zero rows above, columns left
         device = next(self.parameters()).device
-        widths = [1] + [c] * len(self.layers)  # each layer's input channels, then the output
-        # v[i]: layer i's vertical input, with k//2 zero rows above (the convolution's
-        # padding); h[i]: its horizontal input on the current row, k//2 zero columns left
-        v = [torch.zeros(n, w, k // 2 + 28, 28, device=device) for w in widths]
+        # each layer's input channels, then the output's
+        widths = [1] + [self.config.channels] * len(self.layers)
+        # v[i]: layer i's vertical input, with pad zero rows above (the convolution's
+        # padding); h[i]: its horizontal input on the current row, pad zero columns left
+        v = [torch.zeros(n, w, pad + 28, 28, device=device) for w in widths]
         for row in range(28):
             v_to_h = []  # per layer, the vertical stack's input to the row: (n, 2C, 28)
             for i, layer in enumerate(self.layers):
                 kernel = layer.vertical.weight  # (2C, C_in, k//2 + 1, or k//2 first, k)
                 window = v[i][:, :, row : row + kernel.shape[2]]  # its rows row - k//2 ..
-                window = F.pad(window, (k // 2, k // 2))  # zero columns, as in training
+                window = F.pad(window, (pad, pad))  # zero columns, as in training
                 features = F.conv2d(window, kernel, layer.vertical.bias)  # (n, 2C, 1, 28)
-                v[i + 1][:, :, k // 2 + row] = layer.gate(features)[:, :, 0]
+                v[i + 1][:, :, pad + row] = layer.gate(features)[:, :, 0]
                 v_to_h.append(layer.v_to_h(features)[:, :, 0])
-            h = [torch.zeros(n, w, k // 2 + 28, device=device) for w in widths]
+            h = [torch.zeros(n, w, pad + 28, device=device) for w in widths]
             for col in range(28):
                 for i, layer in enumerate(self.layers):
                     kernel = layer.horizontal.weight  # (2C, C_in, 1, k//2 + 1, or k//2 first)
@@ -227,14 +228,14 @@ class PixelCNN(nn.Module):
                     a = F.linear(window.flatten(1), kernel.flatten(1), layer.horizontal.bias)
                     gated = layer.gate(a + v_to_h[i][:, :, col])  # (n, C)
                     h_new = F.linear(gated, layer.h_out.weight.flatten(1), layer.h_out.bias)
-                    h_in = h[i][:, :, k // 2 + col]  # the residual: the input at (row, col)
-                    h[i + 1][:, :, k // 2 + col] = h_new if layer.first else h_in + h_new
-                logit = self.head(h[-1][:, :, k // 2 + col, None, None])  # (n, 1, 1, 1)
+                    h_in = h[i][:, :, pad + col]  # the residual: the input at (row, col)
+                    h[i + 1][:, :, pad + col] = h_new if layer.first else h_in + h_new
+                logit = self.head(h[-1][:, :, pad + col, None, None])  # (n, 1, 1, 1)
                 p = torch.sigmoid(logit.flatten()).float().cpu()
                 pixel = (uniform[:, 28 * row + col] < p).float().to(device)  # (n,)
-                h[0][:, 0, k // 2 + col] = 2 * pixel - 1
-                v[0][:, 0, k // 2 + row, col] = 2 * pixel - 1
-        return (v[0][:, :, k // 2 :] + 1) / 2  # {-1, 1} -> {0, 1}: (n, 1, 28, 28)
+                h[0][:, 0, pad + col] = 2 * pixel - 1
+                v[0][:, 0, pad + row, col] = 2 * pixel - 1
+        return (v[0][:, :, pad:] + 1) / 2  # {-1, 1} -> {0, 1}: (n, 1, 28, 28)
 
 
 def bits_per_pixel(nll_nats: float) -> float:
