@@ -34,11 +34,12 @@ mkdir -p runs/chapter_scripts runs/logs
 if [ "${SKIP_CONVERT:-0}" != 1 ]; then
     for chapter in "${chapters[@]}"; do
         script="runs/chapter_scripts/$chapter.py"
-        "$PYTHON" -m jupytext --quiet --to py:percent --output "$script.new" "chapters/$chapter.md"
+        new="runs/chapter_scripts/$chapter.$$.py"  # one per process; jupytext wants .py
+        "$PYTHON" -m jupytext --quiet --to py:percent --output "$new" "chapters/$chapter.md"
         # jupytext comments out IPython magics; the Colab cell's `%pip` is the only
         # statement of an `if`, so it becomes `pass` (this machine is not Colab).
-        sed -i -E 's/^([[:space:]]+)# %pip /\1pass  # %pip /' "$script.new"
-        mv "$script.new" "$script"  # at once: a run of the same chapter may be starting
+        sed -i -E 's/^([[:space:]]+)# %pip /\1pass  # %pip /' "$new"
+        mv "$new" "$script"  # at once: a run of the same chapter may be starting
     done
 fi
 if [ "$convert_only" = 1 ]; then exit 0; fi
