@@ -7,11 +7,12 @@ on its own, which the gradient penalty and the R1 penalty assume): strided convo
 LeakyReLU(0.1), then global sum pooling (or mean pooling, ``pooling="mean"``) to a
 feature vector phi(x) and one linear output. With ``spectral_norm=True`` every weight of D
 is divided by its largest singular value (Miyato et al. 2018), estimated by one power
-iteration per forward pass in training mode. That bounds each dense layer's Lipschitz
-constant by 1, but not D's: a convolution's kernel is normalised as a reshaped matrix,
-which bounds the convolution only up to a factor of about k/s (k x k kernel, stride s),
-and the sum over the 7 x 7 positions before the output has norm 7 (the mean, 1/7). D is
-Lipschitz with some constant, not 1 (chapter 07 measures it).
+iteration per forward pass in training mode. That makes each dense layer's Lipschitz
+constant about 1 (the estimate falls short of sigma, so at or a little above 1), but not
+D's: a convolution's kernel is normalised as a reshaped matrix, which bounds the
+convolution only up to a factor ceil(k/s) (k x k kernel, stride s), and the sum over the
+7 x 7 positions before the output has norm 7 (the mean, 1/7). D is Lipschitz with some
+constant, not 1 (chapter 07 measures it).
 
 Conditional models (``num_classes > 0``, chapter 08):
 
