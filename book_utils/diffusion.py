@@ -481,5 +481,12 @@ class DiffusionTrainConfig:
 class SamplerEvalConfig:
     num_eval: int = 10_000  # samples (and test images) per FID at the end of training
     num_probe: int = 2_000  # samples (and test images) per FID during training
-    eval_steps: tuple[int, ...] = (10, 20, 50)  # sampler steps scored at the end
+    eval_steps: tuple[int, ...] = (10, 20, 50)  # network calls scored at the end (even)
     num_snapshots: int = 16  # sample grids and FIDs recorded during training
+
+    def __post_init__(self) -> None:
+        if any(calls < 2 or calls % 2 for calls in self.eval_steps):
+            raise ValueError(
+                f"eval_steps={self.eval_steps}: each must be an even number of network "
+                "calls, since Heun's method makes two a step; e.g. (10, 20, 50)"
+            )

@@ -11,6 +11,7 @@ from torch.nn import functional as F
 from book_utils.checkpoint import CHECKPOINT_DIR, from_pretrained, save_pretrained
 from book_utils.diffusion import (
     NoiseSchedule,
+    SamplerEvalConfig,
     cosine_betas,
     ddim_sample,
     ddim_timesteps,
@@ -485,3 +486,11 @@ def test_heun_is_second_order_where_euler_is_first():
     assert heun[0] / heun[1] == pytest.approx(4, rel=0.15)  # second order: error ~ h^2
     with pytest.raises(ValueError, match="even"):
         heun_sample(Field(), 1, 5)
+
+
+def test_sampler_scores_need_an_even_number_of_network_calls():
+    """Heun's method makes two calls a step: an odd count would fail only after training."""
+    assert SamplerEvalConfig(eval_steps=(2, 4)).eval_steps == (2, 4)
+    for bad in [(5, 10, 25), (0,), (10, 21)]:
+        with pytest.raises(ValueError, match="even number of network calls"):
+            SamplerEvalConfig(eval_steps=bad)
