@@ -75,6 +75,7 @@ SETTINGS: dict[str, tuple[dict, dict]] = {  # (network fields, recipe fields)
     "stem14_logitnormal": (STEM, {"time_sampling": "logit_normal"}),
     "stem14_w96": ({**STEM, "channels": 96}, {}),
     "stem14_fast": (STEM, FAST),
+    "stem14_fast_noclip": (STEM, {"lr": 5e-4}),  # stem14_fast without warm-up, clipping
     "stem14_lr1e-3": (STEM, {"lr": 1e-3, "warmup_steps": 200, "max_grad_norm": 1.0}),
     "stem14_b2_fast": ({**STEM, "num_blocks": 2}, FAST),
     "stem14_w96_fast": ({**STEM, "channels": 96}, FAST),
