@@ -11,9 +11,10 @@
 # the chapters/ folder, with their output in runs/logs/<chapter>.log (or, when
 # BOOK_RETRAIN names models, runs/logs/<chapter>.<names>.log: so one chapter's models can
 # train side by side, one command each, e.g. BOOK_RETRAIN=ddpm and BOOK_RETRAIN=flow).
-# Running a script instead of a notebook means the training machine needs only the book's Python packages,
-# not Jupyter. The chapters write their finished models to book_utils/checkpoints/<name>/,
-# and their progress while training to <data root>/runs/ (or $BOOK_RUNS_DIR/runs/).
+# Running a script instead of a notebook means the training machine needs only the book's
+# Python packages, not Jupyter. The chapters write their finished models to
+# book_utils/checkpoints/<name>/, and their progress while training to <data root>/runs/
+# (or $BOOK_RUNS_DIR/runs/).
 #
 # Environment: PYTHON (default .venv/bin/python); SKIP_CONVERT=1 to reuse the converted
 # scripts (for a machine without jupytext); BOOK_MODE (default full); BOOK_RETRAIN (default

@@ -5,6 +5,7 @@ scripts/make_checkpoints.sh's logs and exit status, with a stand-in interpreter.
 import importlib.util
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -135,8 +136,6 @@ def test_make_checkpoints_names_each_log_after_the_models_it_retrains(tmp_path, 
 def test_make_checkpoints_converts_a_chapter_into_a_runnable_script():
     """The conversion itself, with the real jupytext: the script replaces the old one in one
     step, leaves no temporary file, and the Colab cell's `%pip` becomes `pass`."""
-    import sys
-
     folder = ROOT / "runs" / "chapter_scripts"
     script = ROOT / "scripts" / "make_checkpoints.sh"
     env = {**os.environ, "PYTHON": sys.executable}
