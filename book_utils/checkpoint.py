@@ -12,6 +12,7 @@ JSON and safetensors hold only values and tensors: reading them cannot run code.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -72,6 +73,20 @@ def save_pretrained(model: nn.Module, folder: str | Path, record: Record | None 
     for file, data in files.items():
         atomic_write(folder / file, lambda handle, data=data: handle.write(data))
     return folder
+
+
+def weights_digest(model: nn.Module) -> str:
+    """12 hex digits of the SHA-256 of ``model``'s weights as :func:`save_pretrained` stores
+    them (floating point in half precision): a model and its saved copy agree, and a record
+    can name the exact network it was measured on."""
+    digest = hashlib.sha256()
+    for key, value in sorted(model.state_dict().items()):
+        value = value.detach().cpu().contiguous()
+        value = value.half() if value.is_floating_point() else value
+        digest.update(key.encode())
+        digest.update(str(tuple(value.shape)).encode())
+        digest.update(value.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()[:12]
 
 
 def _read(path: Path) -> Any:
@@ -158,6 +173,10 @@ def print_differences(name: str, model: nn.Module, settings: dict[str, Any]) -> 
     """Print where and how long ``model`` trained and each setting in which it differs from
     ``settings`` (a chapter's cell), so that a page always says which model it shows."""
     r = model.record
-    print(f"{name}: trained on {r.machine}, {r.steps:,} steps, {r.seconds / 60:,.1f} min")
+    if r.steps == 0 and "scoring_seconds" in r.figures:  # an evaluation-only run
+        minutes = r.figures["scoring_seconds"] / 60
+        print(f"{name}: not trained here; scored on {r.machine}, {minutes:,.1f} min")
+    else:
+        print(f"{name}: trained on {r.machine}, {r.steps:,} steps, {r.seconds / 60:,.1f} min")
     for key, (trained, wanted) in settings_differences(model, settings).items():
         print(f"  {key}: trained with {trained}, this chapter's cell says {wanted}")

@@ -14,6 +14,7 @@ from book_utils.checkpoint import (
     save_pretrained,
     saved_models,
     settings_differences,
+    weights_digest,
 )
 from book_utils.models.dcgan import DCGANConfig, DCGANGenerator
 from book_utils.models.vae import VAE, VAEConfig
@@ -145,3 +146,26 @@ def test_settings_differences_read_the_record_and_fill_the_model_group_from_the_
     printed = capsys.readouterr().out
     assert printed.startswith("g: trained on CPU, 3 steps")
     assert "  train.lr: trained with 0.0002, this chapter's cell says 0.0001" in printed
+
+
+def test_weights_digest_names_the_saved_weights(folder):
+    """A model and its saved copy have one digest (the copy is stored in half precision);
+    a changed weight changes it."""
+    path, G = folder
+    loaded = from_pretrained(path)
+    digest = weights_digest(G)
+    assert len(digest) == 12 and int(digest, 16) >= 0
+    assert weights_digest(loaded) == digest
+    with torch.no_grad():
+        next(loaded.parameters()).view(-1)[0] += 0.5
+    assert weights_digest(loaded) != digest
+
+
+def test_print_differences_says_when_a_model_was_scored_but_not_trained(tmp_path, capsys):
+    """A record of 0 steps with a scoring time is an evaluation-only run: the page says so
+    instead of "trained ..., 0 steps"."""
+    G = DCGANGenerator(SMALL)
+    record = Record(machine="CPU", figures={"scoring_seconds": 90.0})
+    save_pretrained(G, tmp_path / "g", record)
+    print_differences("g", from_pretrained(tmp_path / "g"), {})
+    assert capsys.readouterr().out == "g: not trained here; scored on CPU, 1.5 min\n"

@@ -153,6 +153,7 @@ def test_a_flow_trained_with_labels_draws_digits_and_guidance_through_draw_sampl
     guided = GuidedFlowUNet.from_flow(flow)
     assert type(guided) is GuidedFlowUNet and guided.config == flow.config
     assert GuidedFlowUNet.from_flow(flow, guidance=1.5).config.guidance == 1.5
+    assert GuidedFlowUNet.from_flow(flow, sample_steps=3).config.sample_steps == 3
     for a, b in zip(guided.state_dict().values(), flow.state_dict().values(), strict=True):
         assert torch.equal(a, b)
 

@@ -249,13 +249,17 @@ class GuidedFlowUNet(FlowUNet):
         super().__init__(config)
 
     @classmethod
-    def from_flow(cls, flow: FlowUNet, guidance: float | None = None) -> GuidedFlowUNet:
+    def from_flow(
+        cls, flow: FlowUNet, guidance: float | None = None, sample_steps: int | None = None
+    ) -> GuidedFlowUNet:
         """The same weights (and record, if any), sampled with labels and guidance: a
         conditional FlowUNet trained with label dropout, such as chapter 06's.
-        ``guidance`` replaces the config's default scale, if given."""
+        ``guidance`` and ``sample_steps`` replace the config's defaults, if given."""
         config = flow.config
         if guidance is not None:
             config = replace(config, guidance=float(guidance))
+        if sample_steps is not None:
+            config = replace(config, sample_steps=int(sample_steps))
         guided = cls(config).to(next(flow.parameters()).device)
         guided.load_state_dict(flow.state_dict())
         if hasattr(flow, "record"):
