@@ -471,7 +471,7 @@ class DiffusionTrainConfig:
     warmup_steps: int = 500  # the learning rate rises linearly from 0 over these steps
     max_grad_norm: float = 1.0  # the gradient's norm is clipped to this
     ema_decay: float = 0.9995  # weight of the past in the running average, once warmed up
-    min_snr: float = 0.0  # DDPM: min-SNR-gamma weighting of L_simple (0: none)
+    min_snr: float = 5.0  # DDPM: min-SNR-gamma weighting of L_simple (0: none)
     time_sampling: str = "logit_normal"  # flow: "uniform" or "logit_normal" times
     label_dropout: float = 0.1  # flow: share of labels replaced by the null label
     seed: int = 0  # seeds the weights, the minibatch order and the noise
