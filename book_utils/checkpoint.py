@@ -54,18 +54,22 @@ def plain(config: Any) -> dict[str, Any]:
     return json.loads(json.dumps(config, default=dataclasses.asdict))
 
 
+def _stored_weights(model: nn.Module) -> dict[str, torch.Tensor]:
+    """``model``'s weights as a model folder stores them: on the CPU, floating point in half
+    precision."""
+    weights = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    return {k: v.half() if v.is_floating_point() else v for k, v in weights.items()}
+
+
 def save_pretrained(model: nn.Module, folder: str | Path, record: Record | None = None) -> Path:
     """Write ``model`` (it has a ``config`` dataclass) and its record to ``folder``."""
     name, record, folder = type(model).__name__, record or Record(), Path(folder)
     if name not in MODEL_CLASSES:
         raise ValueError(f"{name} is not in book_utils.models.MODEL_CLASSES; add it there first")
-    weights = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     rest = {key: value for key, value in vars(record).items() if key != "snapshots"}
     files = {
         "config.json": json.dumps({"class": name, "config": plain(model.config)}).encode(),
-        "model.safetensors": save(
-            {k: v.half() if v.is_floating_point() else v for k, v in weights.items()}
-        ),
+        "model.safetensors": save(_stored_weights(model)),
         "record.json": json.dumps(rest).encode(),
     }
     if record.snapshots:  # (K, N, 28, 28) uint8
@@ -80,9 +84,7 @@ def weights_digest(model: nn.Module) -> str:
     them (floating point in half precision): a model and its saved copy agree, and a record
     can name the exact network it was measured on."""
     digest = hashlib.sha256()
-    for key, value in sorted(model.state_dict().items()):
-        value = value.detach().cpu().contiguous()
-        value = value.half() if value.is_floating_point() else value
+    for key, value in sorted(_stored_weights(model).items()):
         digest.update(key.encode())
         digest.update(str(tuple(value.shape)).encode())
         digest.update(value.reshape(-1).view(torch.uint8).numpy().tobytes())
