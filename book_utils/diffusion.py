@@ -230,14 +230,22 @@ def ddim_sample(
     return x
 
 
+def min_snr_weight(snr: torch.Tensor, gamma: float) -> torch.Tensor:
+    """min(SNR, gamma) / SNR (Hang et al., 2023): 1 where SNR <= gamma, gamma / SNR above;
+    all ones for gamma = 0, which leaves L_simple as it is."""
+    if gamma <= 0:
+        return torch.ones_like(snr)
+    return snr.clamp(max=gamma) / snr
+
+
 def ddpm_loss(
     model: torch.nn.Module, schedule: NoiseSchedule, x: torch.Tensor, min_snr: float = 0.0
 ) -> torch.Tensor:
     """L_simple = E_{t, x, eps} |eps - eps_theta(x_t, t)|^2 per pixel, t ~ U{1, ..., T}.
 
     With ``min_snr`` = gamma > 0, each image's error is weighted by min(SNR_t, gamma) / SNR_t,
-    SNR_t = abar_t / (1 - abar_t) (Hang et al., 2023): the nearly clean times, whose
-    noise is easy to see and matters little for the samples, count less."""
+    SNR_t = abar_t / (1 - abar_t) (Hang et al., 2023): the nearly clean steps, which change
+    what a sample looks like little, count less."""
     T = schedule.num_timesteps
     t = torch.randint(1, T + 1, (len(x),))  # (B,) on the CPU, where the schedule is
     eps = torch.randn_like(x)  # (B, 1, 28, 28)
@@ -246,7 +254,7 @@ def ddpm_loss(
     if min_snr > 0:
         abar = schedule.at(schedule.alpha_bar, t)
         snr = abar / (1 - abar)  # (B,) float64
-        error = error * (snr.clamp(max=min_snr) / snr).float().to(x.device)
+        error = error * min_snr_weight(snr, min_snr).float().to(x.device)
     return error.mean()
 
 
